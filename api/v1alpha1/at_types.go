@@ -1,0 +1,172 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is where an At is in its single run.
+// +kubebuilder:validation:Enum=PENDING;RUNNING;DONE
+type Phase string
+
+const (
+	// PhasePending: waiting for the schedule.
+	PhasePending Phase = "PENDING"
+	// PhaseRunning: the pod has been created and has not finished.
+	PhaseRunning Phase = "RUNNING"
+	// PhaseDone: finished, one way or another; status.result says how.
+	PhaseDone Phase = "DONE"
+)
+
+// Result is how a finished At ended.
+// +kubebuilder:validation:Enum=Succeeded;Failed;Missed
+type Result string
+
+const (
+	ResultSucceeded Result = "Succeeded"
+	ResultFailed    Result = "Failed"
+	ResultMissed    Result = "Missed"
+)
+
+// Reasons set in status.reason and on conditions and events.
+const (
+	ReasonScheduled              = "Scheduled"
+	ReasonPodCreated             = "PodCreated"
+	ReasonSucceeded              = "Succeeded"
+	ReasonPodFailed              = "PodFailed"
+	ReasonPodDeleted             = "PodDeleted"
+	ReasonPodConflict            = "PodNameConflict"
+	ReasonPodRejected            = "PodRejected"
+	ReasonMissedStartingDeadline = "MissedStartingDeadline"
+	ReasonInvalidSpec            = "InvalidSpec"
+)
+
+// Condition types in status.conditions. They mirror a Job's: Started once the
+// pod exists, then exactly one of Complete or Failed.
+const (
+	ConditionStarted  = "Started"
+	ConditionComplete = "Complete"
+	ConditionFailed   = "Failed"
+)
+
+// AtSpec is what to run and when.
+type AtSpec struct {
+	// Schedule is the instant to run the command at, in RFC 3339 with an
+	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00".
+	// The pattern demands the offset (CEL's datetime format alone would take a
+	// local time); the format check rejects impossible dates such as February 30.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$') && !format.datetime().validate(self).hasValue()",message="spec.schedule must be an RFC 3339 date-time with an offset, e.g. 2026-02-10T20:35:00Z"
+	Schedule string `json:"schedule"`
+
+	// Command is run with `sh -c` in the pod.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8192
+	Command string `json:"command"`
+
+	// Image is the container image the command runs in; it must have `sh`.
+	// Defaults to the manager's --default-image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9]+:[a-f0-9]{32,})?$')",message="spec.image must be an image reference such as busybox:1.37 or registry.example/team/tool@sha256:..."
+	Image string `json:"image,omitempty"`
+
+	// StartingDeadlineSeconds: if the command cannot start within this many
+	// seconds after the schedule (the manager was down, the At was created
+	// late), it is not run and the At ends as Missed. Unset: always run.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+
+	// ActiveDeadlineSeconds bounds how long the pod may run; it then fails
+	// with reason DeadlineExceeded.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished deletes the At (and with it its pod) this many
+	// seconds after it is DONE. Unset: kept forever.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// AtStatus is what happened so far.
+type AtStatus struct {
+	// Phase is PENDING, RUNNING or DONE.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Result says how a DONE At ended.
+	// +optional
+	Result Result `json:"result,omitempty"`
+
+	// ExitCode of the command, once its container has terminated.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+
+	// Reason is a CamelCase word for the last transition, e.g. PodDeleted.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// Message explains Reason to a human.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// PodName is the pod that runs (or ran) the command.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+
+	// ScheduledTime is spec.schedule as the controller understood it.
+	// +optional
+	ScheduledTime *metav1.MicroTime `json:"scheduledTime,omitempty"`
+
+	// StartTime is when the pod was created.
+	// +optional
+	StartTime *metav1.MicroTime `json:"startTime,omitempty"`
+
+	// CompletionTime is when the At became DONE.
+	// +optional
+	CompletionTime *metav1.MicroTime `json:"completionTime,omitempty"`
+
+	// ObservedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Started, then Complete or Failed.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// At runs a shell command once, in a pod, at spec.schedule.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=at
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.result`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Command",type=string,JSONPath=`.spec.command`,priority=1
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'PENDING' || self.spec == oldSelf.spec",message="spec is immutable once status.phase is RUNNING or DONE: the command has already started"
+type At struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec AtSpec `json:"spec"`
+	// +optional
+	Status AtStatus `json:"status,omitempty"`
+}
+
+// AtList is a list of At.
+// +kubebuilder:object:root=true
+type AtList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []At `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&At{}, &AtList{})
+}

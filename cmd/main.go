@@ -1,0 +1,177 @@
+// Command manager runs the cnat operator: the At controller, its metrics and
+// health endpoints, and leader election.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
+	"github.com/programming-kubernetes/cnat/internal/controller"
+)
+
+type options struct {
+	defaultImage            string
+	leaderElect             bool
+	metricsAddr             string
+	probeAddr               string
+	maxConcurrentReconciles int
+	qps                     float64
+	burst                   int
+	watchNamespaces         namespaceList
+}
+
+// namespaceList is a repeatable, comma-separated flag.
+type namespaceList []string
+
+func (n *namespaceList) String() string { return strings.Join(*n, ",") }
+
+func (n *namespaceList) Set(value string) error {
+	for _, ns := range strings.Split(value, ",") {
+		ns = strings.TrimSpace(ns)
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("%q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		*n = append(*n, ns)
+	}
+	return nil
+}
+
+func parseFlags(args []string) (options, *zap.Options, error) {
+	var o options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.StringVar(&o.defaultImage, "default-image", "busybox:1.37",
+		"Image for Ats that set no spec.image; it must provide sh.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false,
+		"Elect a leader so that only one replica acts at a time.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Ats reconciled in parallel.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Sustained requests per second to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", 100, "Requests allowed in a burst above --kube-api-qps.")
+	fs.Var(&o.watchNamespaces, "watch-namespace", "Namespace to watch; repeat it or separate with commas. Default: all.")
+	zapOpts := &zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, nil, err
+	}
+	return o, zapOpts, o.validate()
+}
+
+func (o options) validate() error {
+	var errs []error
+	if o.defaultImage == "" || strings.ContainsAny(o.defaultImage, " \t\n") {
+		errs = append(errs, fmt.Errorf("--default-image %q is not an image reference", o.defaultImage))
+	}
+	if o.maxConcurrentReconciles < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.maxConcurrentReconciles))
+	}
+	if o.qps <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive, got %g", o.qps))
+	}
+	if o.burst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	o, zapOpts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := cnatv1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "cnat.programming-kubernetes.info",
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(o.watchNamespaces),
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	reconciler := &controller.AtReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Clock:        clock.RealClock{},
+		Recorder:     mgr.GetEventRecorder("cnat"),
+		DefaultImage: o.defaultImage,
+	}
+	if err := reconciler.SetupWithManager(mgr, controllerOptions(o)); err != nil {
+		return fmt.Errorf("setting up the At controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting manager", "defaultImage", o.defaultImage, "watchNamespaces", o.watchNamespaces.String())
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func controllerOptions(o options) crcontroller.Options {
+	return crcontroller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}
+}
+
+// cacheOptions keeps only the operator's own pods in memory, however many
+// other pods the cluster runs.
+func cacheOptions(namespaces []string) cache.Options {
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{at.ManagedByLabel: at.ManagedByValue})},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}

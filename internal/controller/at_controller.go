@@ -1,0 +1,190 @@
+// Package controller runs the At state machine of package at against the API
+// server: it reads an At and its pod, asks at.Decide what to do, and does it.
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
+)
+
+// AtReconciler runs each At's command once, in a pod, at its schedule.
+type AtReconciler struct {
+	// Client reads from the manager's cache, which holds only the operator's pods.
+	Client client.Client
+	// APIReader reads from the API server, for the few questions the cache
+	// cannot answer: whose is a pod we could not create, and is a pod missing
+	// from the cache really gone.
+	APIReader    client.Reader
+	Clock        clock.PassiveClock
+	Recorder     recorder.EventRecorder
+	DefaultImage string
+}
+
+var _ reconcile.Reconciler = &AtReconciler{}
+
+// +kubebuilder:rbac:groups=cnat.programming-kubernetes.info,resources=ats,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=cnat.programming-kubernetes.info,resources=ats/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cnat.programming-kubernetes.info,resources=ats/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile reads the At and its pod, decides, and performs that one action.
+func (r *AtReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var obj cnatv1alpha1.At
+	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	pod, err := r.readPod(ctx, &obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.act(ctx, &obj, at.Decide(r.input(&obj, pod)))
+}
+
+func (r *AtReconciler) input(obj *cnatv1alpha1.At, pod *corev1.Pod) at.Input {
+	return at.Input{At: obj, Pod: pod, Now: r.Clock.Now(), DefaultImage: r.DefaultImage}
+}
+
+// readPod returns the pod named for obj, or nil if there is none.
+func (r *AtReconciler) readPod(ctx context.Context, obj *cnatv1alpha1.At) (*corev1.Pod, error) {
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: at.PodName(obj)}
+	pod := &corev1.Pod{}
+	err := r.Client.Get(ctx, key, pod)
+	if apierrors.IsNotFound(err) && obj.Status.Phase == cnatv1alpha1.PhaseRunning {
+		// The cache may not have seen the pod this controller just created:
+		// ask the API server before concluding that it was deleted.
+		err = r.APIReader.Get(ctx, key, pod)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading pod %s: %w", key.Name, err)
+	}
+	return pod, nil
+}
+
+func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, action at.Action) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	switch action.Kind {
+	case at.Wait:
+		return ctrl.Result{RequeueAfter: action.RequeueAfter}, nil
+	case at.DeleteAt:
+		log.Info("deleting At: ttlSecondsAfterFinished has passed")
+		err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &obj.UID},
+			client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("deleting At after its TTL: %w", err)
+		}
+		return ctrl.Result{}, nil
+	case at.StartPod:
+		if retry, err := r.createPod(ctx, obj, action); retry != nil || err != nil {
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return r.act(ctx, obj, at.Decide(*retry))
+		}
+	}
+	if err := r.writeStatus(ctx, obj, action.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	log.Info("status written", "phase", obj.Status.Phase, "result", obj.Status.Result,
+		"reason", obj.Status.Reason, "pod", obj.Status.PodName)
+	if action.Event != nil {
+		r.Recorder.Eventf(obj, nil, action.Event.Type, action.Event.Reason, string(action.Kind), "%s", action.Event.Note)
+	}
+	if obj.Status.Phase == cnatv1alpha1.PhaseDone {
+		runsTotal.WithLabelValues(string(obj.Status.Result)).Inc()
+	}
+	if action.Terminal != nil {
+		return ctrl.Result{}, reconcile.TerminalError(action.Terminal)
+	}
+	return ctrl.Result{RequeueAfter: action.RequeueAfter}, nil
+}
+
+// createPod creates the At's pod. When the API server refuses it for a reason
+// the state machine must weigh (the name is taken, the pod is invalid), it
+// returns the input to decide again with.
+func (r *AtReconciler) createPod(ctx context.Context, obj *cnatv1alpha1.At, action at.Action) (*at.Input, error) {
+	pod := action.Pod
+	err := r.Client.Create(ctx, pod)
+	switch {
+	case err == nil:
+		startLag.Observe(r.Clock.Since(action.Status.ScheduledTime.Time).Seconds())
+		return nil, nil
+	case apierrors.IsAlreadyExists(err):
+		existing := &corev1.Pod{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pod), existing); err != nil {
+			return nil, fmt.Errorf("reading pod %s that already exists: %w", pod.Name, err)
+		}
+		retry := r.input(obj, existing)
+		return &retry, nil
+	case apierrors.IsInvalid(err):
+		retry := r.input(obj, nil)
+		retry.PodRejected = err
+		return &retry, nil
+	default:
+		return nil, fmt.Errorf("creating pod %s: %w", pod.Name, err)
+	}
+}
+
+// writeStatus patches the status with an optimistic lock: a write based on a
+// stale read fails with a conflict and is retried on fresh data, never applied.
+func (r *AtReconciler) writeStatus(ctx context.Context, obj *cnatv1alpha1.At, status *cnatv1alpha1.AtStatus) error {
+	base := obj.DeepCopy()
+	obj.Status = *status
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, obj, patch); err != nil {
+		return fmt.Errorf("writing status %s: %w", status.Phase, err)
+	}
+	return nil
+}
+
+// SetupWithManager watches Ats and the pods they own. Only events that can
+// change a decision pass: a new spec (not our own status writes), a pod that
+// finished, is being deleted or is gone.
+func (r *AtReconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cnatv1alpha1.At{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.Pod{}, builder.WithPredicates(podEnded)).
+		WithOptions(options).
+		Named("at").
+		Complete(r)
+}
+
+var podEnded = predicate.Funcs{
+	CreateFunc: func(event.CreateEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, oldOK := e.ObjectOld.(*corev1.Pod)
+		pod, newOK := e.ObjectNew.(*corev1.Pod)
+		if !oldOK || !newOK {
+			return true
+		}
+		return finished(pod) != finished(old) || (old.DeletionTimestamp == nil && pod.DeletionTimestamp != nil)
+	},
+}
+
+func finished(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}

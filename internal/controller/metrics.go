@@ -1,0 +1,22 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	startLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cnat_start_lag_seconds",
+		Help:    "Time from an At's schedule until the API server has accepted its pod.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	})
+	runsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cnat_runs_total",
+		Help: "Ats that reached DONE, by result.",
+	}, []string{"result"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(startLag, runsTotal)
+}
