@@ -9,22 +9,17 @@ import (
 	"os"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
-	"github.com/programming-kubernetes/cnat/internal/at"
 	"github.com/programming-kubernetes/cnat/internal/controller"
 )
 
@@ -130,7 +125,7 @@ func run(o options) error {
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "cnat.programming-kubernetes.info",
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOptions(o.watchNamespaces),
+		Cache:                         controller.CacheOptions(o.watchNamespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -157,21 +152,4 @@ func run(o options) error {
 
 func controllerOptions(o options) crcontroller.Options {
 	return crcontroller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}
-}
-
-// cacheOptions keeps only the operator's own pods in memory, however many
-// other pods the cluster runs.
-func cacheOptions(namespaces []string) cache.Options {
-	opts := cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{at.ManagedByLabel: at.ManagedByValue})},
-		},
-	}
-	if len(namespaces) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range namespaces {
-			opts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	return opts
 }

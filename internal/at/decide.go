@@ -175,9 +175,10 @@ func observe(in Input) Action {
 		status.Phase = cnatv1alpha1.PhaseRunning
 		recordPod(status, pod)
 		status.Reason = cnatv1alpha1.ReasonPodCreated
-		status.Message = fmt.Sprintf("pod %s is running", pod.Name)
+		status.Message = fmt.Sprintf("pod %s was created earlier and is adopted", pod.Name)
 		setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
-		return Action{Kind: WriteStatus, Status: status}
+		return Action{Kind: WriteStatus, Status: status,
+			Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message}}
 	default:
 		return Action{Kind: Wait}
 	}

@@ -1,0 +1,282 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
+)
+
+const timeout = 15 * time.Second
+
+func createAt(t *testing.T, c client.Client, ns string, schedule time.Time, mutate ...func(*cnatv1alpha1.At)) *cnatv1alpha1.At {
+	t.Helper()
+	obj := &cnatv1alpha1.At{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns},
+		Spec:       cnatv1alpha1.AtSpec{Schedule: schedule.Format(time.RFC3339Nano), Command: "echo Hello Kubernetes"},
+	}
+	for _, m := range mutate {
+		m(obj)
+	}
+	if err := c.Create(context.Background(), obj); err != nil {
+		t.Fatalf("creating At: %v", err)
+	}
+	return obj
+}
+
+// waitFor waits until the At satisfies done, and returns it.
+func waitFor(t *testing.T, c client.Client, obj *cnatv1alpha1.At, what string, done func(*cnatv1alpha1.At) bool) *cnatv1alpha1.At {
+	t.Helper()
+	got := &cnatv1alpha1.At{}
+	eventually(t, timeout, what, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), got); err != nil {
+			return false, err
+		}
+		return done(got), nil
+	})
+	return got
+}
+
+func inPhase(phase cnatv1alpha1.Phase) func(*cnatv1alpha1.At) bool {
+	return func(a *cnatv1alpha1.At) bool { return a.Status.Phase == phase }
+}
+
+func runPod(t *testing.T, c client.Client, obj *cnatv1alpha1.At) *corev1.Pod {
+	t.Helper()
+	running := waitFor(t, c, obj, "RUNNING", inPhase(cnatv1alpha1.PhaseRunning))
+	pod := &corev1.Pod{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: obj.Namespace, Name: running.Status.PodName}, pod); err != nil {
+		t.Fatalf("RUNNING names pod %q: %v", running.Status.PodName, err)
+	}
+	return pod
+}
+
+// finishPod plays the kubelet, which envtest does not run.
+func finishPod(t *testing.T, c client.Client, pod *corev1.Pod, phase corev1.PodPhase, exitCode int32) {
+	t.Helper()
+	pod.Status.Phase = phase
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: at.ContainerName, Image: pod.Spec.Containers[0].Image, ImageID: "x",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: "Error"}},
+	}}
+	if err := c.Status().Update(context.Background(), pod); err != nil {
+		t.Fatalf("writing pod status: %v", err)
+	}
+}
+
+func podsOf(t *testing.T, c client.Client, obj *cnatv1alpha1.At) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := c.List(context.Background(), &pods, client.InNamespace(obj.Namespace)); err != nil {
+		t.Fatalf("listing pods: %v", err)
+	}
+	return pods.Items
+}
+
+func waitForEvent(t *testing.T, c client.Client, obj *cnatv1alpha1.At, reason string) {
+	t.Helper()
+	eventually(t, timeout, "event "+reason, func(ctx context.Context) (bool, error) {
+		var events eventsv1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(obj.Namespace)); err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Name == obj.Name && e.Reason == reason {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func TestFutureScheduleWalksPendingRunningDone(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	schedule := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
+	obj := createAt(t, k8sClient, ns, schedule)
+
+	pending := waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
+	if !pending.Status.ScheduledTime.Time.Equal(schedule) || pending.Status.ObservedGeneration != 1 {
+		t.Errorf("PENDING status = %+v, want scheduledTime %s and observedGeneration 1", pending.Status, schedule)
+	}
+	if pods := podsOf(t, k8sClient, obj); len(pods) != 0 {
+		t.Fatalf("a pod exists before the schedule: %s", pods[0].Name)
+	}
+
+	pod := runPod(t, k8sClient, obj)
+	running := waitFor(t, k8sClient, obj, "RUNNING", inPhase(cnatv1alpha1.PhaseRunning))
+	if running.Status.StartTime.Time.Before(schedule) {
+		t.Errorf("started at %s, before the schedule %s", running.Status.StartTime.Time, schedule)
+	}
+	if pod.Name != at.PodName(running) || !metav1.IsControlledBy(pod, running) {
+		t.Errorf("pod %s is not the At's deterministic, controlled pod", pod.Name)
+	}
+	if got := pod.Spec.Containers[0].Image; got != "test-image:1" {
+		t.Errorf("pod image = %q, want the manager's default image", got)
+	}
+	waitForEvent(t, k8sClient, obj, cnatv1alpha1.ReasonPodCreated)
+
+	finishPod(t, k8sClient, pod, corev1.PodSucceeded, 0)
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	if done.Status.Result != cnatv1alpha1.ResultSucceeded || ptr.Deref(done.Status.ExitCode, -1) != 0 ||
+		done.Status.CompletionTime == nil || !meta.IsStatusConditionTrue(done.Status.Conditions, cnatv1alpha1.ConditionComplete) {
+		t.Errorf("DONE status = %+v, want Succeeded, exit code 0, completionTime, Complete=True", done.Status)
+	}
+	waitForEvent(t, k8sClient, obj, string(cnatv1alpha1.ResultSucceeded))
+	if pods := podsOf(t, k8sClient, obj); len(pods) != 1 {
+		t.Errorf("%d pods for one At, want exactly 1", len(pods))
+	}
+}
+
+func TestFailingCommandEndsFailedWithItsExitCode(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now(), func(a *cnatv1alpha1.At) { a.Spec.Command = "exit 3" })
+	finishPod(t, k8sClient, runPod(t, k8sClient, obj), corev1.PodFailed, 3)
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	if done.Status.Result != cnatv1alpha1.ResultFailed || ptr.Deref(done.Status.ExitCode, -1) != 3 ||
+		!meta.IsStatusConditionTrue(done.Status.Conditions, cnatv1alpha1.ConditionFailed) {
+		t.Errorf("DONE status = %+v, want Failed with exit code 3", done.Status)
+	}
+	waitForEvent(t, k8sClient, obj, string(cnatv1alpha1.ResultFailed))
+}
+
+func TestPastScheduleRunsAtOnce(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now().Add(-time.Hour))
+	runPod(t, k8sClient, obj)
+}
+
+func TestMissedStartingDeadline(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now().Add(-time.Hour), func(a *cnatv1alpha1.At) {
+		a.Spec.StartingDeadlineSeconds = ptr.To[int64](60)
+	})
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	if done.Status.Result != cnatv1alpha1.ResultMissed || done.Status.Reason != cnatv1alpha1.ReasonMissedStartingDeadline {
+		t.Errorf("status = %+v, want Missed / MissedStartingDeadline", done.Status)
+	}
+	waitForEvent(t, k8sClient, obj, string(cnatv1alpha1.ResultMissed))
+	if pods := podsOf(t, k8sClient, obj); len(pods) != 0 {
+		t.Errorf("a missed At created pod %s", pods[0].Name)
+	}
+}
+
+func TestScheduleEditedWhilePendingIsRetimed(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now().Add(time.Hour))
+	waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
+
+	newSchedule := time.Now().Add(time.Second).Truncate(time.Millisecond)
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Spec.Schedule = newSchedule.Format(time.RFC3339Nano)
+	if err := k8sClient.Patch(context.Background(), obj, patch); err != nil {
+		t.Fatalf("editing the schedule while PENDING: %v", err)
+	}
+	runPod(t, k8sClient, obj)
+	running := waitFor(t, k8sClient, obj, "RUNNING", inPhase(cnatv1alpha1.PhaseRunning))
+	if !running.Status.ScheduledTime.Time.Equal(newSchedule) || running.Status.ObservedGeneration != 2 {
+		t.Errorf("status = %+v, want scheduledTime %s at generation 2", running.Status, newSchedule)
+	}
+}
+
+func TestSpecIsImmutableOnceRunning(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now())
+	running := waitFor(t, k8sClient, obj, "RUNNING", inPhase(cnatv1alpha1.PhaseRunning))
+	running.Spec.Command = "echo something else"
+	err := k8sClient.Update(context.Background(), running)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec is immutable once status.phase is RUNNING or DONE") {
+		t.Fatalf("editing the spec of a RUNNING At: err = %v, want Invalid naming the immutable spec", err)
+	}
+}
+
+func TestOwnedPodDeletedMidRunFailsAndNeverRunsAgain(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now())
+	pod := runPod(t, k8sClient, obj)
+	if err := k8sClient.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatalf("deleting the pod: %v", err)
+	}
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	if done.Status.Result != cnatv1alpha1.ResultFailed || done.Status.Reason != cnatv1alpha1.ReasonPodDeleted {
+		t.Errorf("status = %+v, want Failed / PodDeleted", done.Status)
+	}
+	if pods := podsOf(t, k8sClient, obj); len(pods) != 0 {
+		t.Errorf("a second pod %s was created", pods[0].Name)
+	}
+}
+
+// A manager that created the pod and stopped before recording RUNNING leaves
+// a PENDING At with its pod; the next manager must adopt that pod.
+func TestPodCreatedBeforeARestartIsAdoptedNotDuplicated(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now().Add(time.Hour))
+	pending := waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
+	earlier := at.PodFor(pending, "test-image:1")
+	if err := k8sClient.Create(context.Background(), earlier); err != nil {
+		t.Fatalf("creating the earlier manager's pod: %v", err)
+	}
+	patch := client.MergeFrom(pending.DeepCopy())
+	pending.Spec.Schedule = time.Now().Format(time.RFC3339Nano)
+	if err := k8sClient.Patch(context.Background(), pending, patch); err != nil {
+		t.Fatalf("moving the schedule to now: %v", err)
+	}
+	pod := runPod(t, k8sClient, obj)
+	if pod.UID != earlier.UID {
+		t.Errorf("RUNNING names pod %s/%s, want the existing pod %s", pod.Name, pod.UID, earlier.UID)
+	}
+	if pods := podsOf(t, k8sClient, obj); len(pods) != 1 {
+		t.Errorf("%d pods, want exactly the one that existed", len(pods))
+	}
+}
+
+func TestForeignPodWithTheSameNameIsAConflict(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now().Add(time.Hour))
+	pending := waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
+	foreign := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: at.PodName(pending), Namespace: ns},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "other", Image: "other:1"}}},
+	}
+	if err := k8sClient.Create(context.Background(), foreign); err != nil {
+		t.Fatalf("creating the foreign pod: %v", err)
+	}
+	patch := client.MergeFrom(pending.DeepCopy())
+	pending.Spec.Schedule = time.Now().Format(time.RFC3339Nano)
+	if err := k8sClient.Patch(context.Background(), pending, patch); err != nil {
+		t.Fatalf("moving the schedule to now: %v", err)
+	}
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	if done.Status.Result != cnatv1alpha1.ResultFailed || done.Status.Reason != cnatv1alpha1.ReasonPodConflict ||
+		!strings.Contains(done.Status.Message, foreign.Name) {
+		t.Errorf("status = %+v, want Failed / %s naming pod %s", done.Status, cnatv1alpha1.ReasonPodConflict, foreign.Name)
+	}
+	still := &corev1.Pod{}
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(foreign), still); err != nil || still.UID != foreign.UID {
+		t.Errorf("the foreign pod was touched: %v", err)
+	}
+}
+
+func TestTTLAfterFinishedDeletesTheAt(t *testing.T) {
+	ns := newNamespace(t, k8sClient)
+	obj := createAt(t, k8sClient, ns, time.Now(), func(a *cnatv1alpha1.At) { a.Spec.TTLSecondsAfterFinished = ptr.To[int32](1) })
+	finishPod(t, k8sClient, runPod(t, k8sClient, obj), corev1.PodSucceeded, 0)
+	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
+	eventually(t, timeout, "the At deleted after its TTL", func(ctx context.Context) (bool, error) {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), &cnatv1alpha1.At{})
+		return apierrors.IsNotFound(err), err
+	})
+	if left := time.Until(done.Status.CompletionTime.Add(time.Second)); left > 0 {
+		t.Errorf("deleted %s before its TTL was over", left)
+	}
+}

@@ -1,0 +1,98 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+)
+
+// These tests call Reconcile directly on a fake client with a fake clock, to
+// control time and inject API errors exactly.
+
+var fixedSchedule = time.Date(2026, 2, 10, 20, 35, 0, 0, time.UTC)
+
+func fakeReconciler(t *testing.T, now time.Time, funcs interceptor.Funcs) (*AtReconciler, *clocktesting.FakeClock, ctrl.Request) {
+	t.Helper()
+	obj := &cnatv1alpha1.At{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "ns", UID: "uid-1", Generation: 1},
+		Spec:       cnatv1alpha1.AtSpec{Schedule: fixedSchedule.Format(time.RFC3339), Command: "echo hi"},
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(obj).
+		WithStatusSubresource(obj).WithInterceptorFuncs(funcs).Build()
+	clock := clocktesting.NewFakeClock(now)
+	r := &AtReconciler{Client: c, APIReader: c, Clock: clock, Recorder: &events.FakeRecorder{}, DefaultImage: "img"}
+	return r, clock, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
+}
+
+func reconcileOnce(t *testing.T, r *AtReconciler, req ctrl.Request) (ctrl.Result, *cnatv1alpha1.At, []corev1.Pod, error) {
+	t.Helper()
+	result, err := r.Reconcile(context.Background(), req)
+	obj := &cnatv1alpha1.At{}
+	if getErr := r.Client.Get(context.Background(), req.NamespacedName, obj); getErr != nil {
+		t.Fatal(getErr)
+	}
+	var pods corev1.PodList
+	if listErr := r.Client.List(context.Background(), &pods); listErr != nil {
+		t.Fatal(listErr)
+	}
+	return result, obj, pods.Items, err
+}
+
+func TestReconcileStartsExactlyAtTheScheduleOfTheInjectedClock(t *testing.T) {
+	r, clock, req := fakeReconciler(t, fixedSchedule.Add(-10*time.Second), interceptor.Funcs{})
+
+	result, obj, pods, err := reconcileOnce(t, r, req)
+	if err != nil || result.RequeueAfter != 10*time.Second || obj.Status.Phase != cnatv1alpha1.PhasePending || len(pods) != 0 {
+		t.Fatalf("10s before: result=%+v phase=%s pods=%d err=%v; want PENDING, requeue after exactly 10s, no pod",
+			result, obj.Status.Phase, len(pods), err)
+	}
+
+	clock.Step(10*time.Second - time.Millisecond) // the timer fired a little early
+	result, obj, pods, err = reconcileOnce(t, r, req)
+	if err != nil || result.RequeueAfter != time.Millisecond || len(pods) != 0 {
+		t.Fatalf("1ms before: result=%+v pods=%d err=%v; want a requeue for the remaining 1ms and no pod", result, len(pods), err)
+	}
+
+	clock.Step(time.Millisecond)
+	_, obj, pods, err = reconcileOnce(t, r, req)
+	if err != nil || obj.Status.Phase != cnatv1alpha1.PhaseRunning || len(pods) != 1 || !obj.Status.StartTime.Time.Equal(fixedSchedule) {
+		t.Fatalf("at the schedule: phase=%s pods=%d startTime=%v err=%v; want RUNNING with one pod started at %s",
+			obj.Status.Phase, len(pods), obj.Status.StartTime, err, fixedSchedule)
+	}
+}
+
+func TestStatusConflictIsRetriedWithoutASecondPod(t *testing.T) {
+	conflicts := 1
+	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if conflicts > 0 {
+				conflicts--
+				return apierrors.NewConflict(schema.GroupResource{Resource: "ats"}, obj.GetName(), errors.New("the object has been modified"))
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+
+	_, obj, pods, err := reconcileOnce(t, r, req)
+	if !apierrors.IsConflict(err) || len(pods) != 1 || obj.Status.Phase != "" {
+		t.Fatalf("first pass: err=%v pods=%d phase=%q; want the conflict returned (so it is retried), the pod created, no status", err, len(pods), obj.Status.Phase)
+	}
+	_, obj, pods, err = reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 1 || obj.Status.Phase != cnatv1alpha1.PhaseRunning || obj.Status.PodName != pods[0].Name {
+		t.Fatalf("retry: err=%v pods=%d status=%+v; want RUNNING naming the one pod", err, len(pods), obj.Status)
+	}
+}
