@@ -5,11 +5,13 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 CONTROLLER_GEN := go tool controller-gen
-ARTIFACTS ?= $(CURDIR)/_artifacts
+GOTESTSUM := go tool gotestsum
+# JUnit reports of every tier, and the e2e cluster logs on failure.
+export ARTIFACTS ?= $(CURDIR)/_artifacts
 
 .PHONY: help
 help: ## Show the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 ##@ Code generation
 .PHONY: generate manifests verify-generated
@@ -23,7 +25,14 @@ verify-generated: generate manifests ## Fail if generated files are not committe
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
 ##@ Tests
-.PHONY: vet envtest-assets test-unit test
+.PHONY: lint
+lint: ## golangci-lint (.golangci.yml), actionlint on .github/workflows, chainsaw lint on every suite.
+	"$$(hack/tools.sh golangci-lint)" run ./...
+	"$$(hack/tools.sh actionlint)"
+	for f in e2e/chainsaw/*/chainsaw-test.yaml; do "$$(hack/tools.sh chainsaw)" lint test -f "$$f" >/dev/null || exit 1; done
+	"$$(hack/tools.sh chainsaw)" lint configuration -f e2e/chainsaw/.chainsaw.yaml >/dev/null
+
+.PHONY: vet envtest-assets test-unit e2e test clean-reports
 vet: ## go vet every package.
 	go vet ./...
 
@@ -31,9 +40,18 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest (cached).
 	@hack/build-binaries.sh envtest >/dev/null
 
 test-unit: envtest-assets ## Unit tests and envtest integration tests.
-	KUBEBUILDER_ASSETS="$$(hack/build-binaries.sh envtest)" go test -count=1 ./api/... ./cmd/... ./internal/...
+	@mkdir -p $(ARTIFACTS)
+	KUBEBUILDER_ASSETS="$$(hack/build-binaries.sh envtest)" $(GOTESTSUM) --format pkgname \
+		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/...
 
-test: verify-generated vet test-unit ## Every test tier.
+e2e: ## End-to-end: kind cluster (reused when warm), e2e-framework features, chainsaw suites.
+	hack/e2e.sh
+
+clean-reports:
+	@rm -f $(ARTIFACTS)/junit-*.xml
+
+test: clean-reports verify-generated vet test-unit e2e ## Every test tier: unit, envtest, e2e (kind).
+	@go run ./hack/junit-summary $(ARTIFACTS)/junit-*.xml
 
 ##@ Running
 .PHONY: install run
@@ -42,3 +60,24 @@ install: ## Apply the CRD to the current kubeconfig's cluster.
 
 run: install ## Run the manager locally against the current kubeconfig.
 	go run ./cmd --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+
+##@ Local cluster
+.PHONY: cluster cluster-down deploy dev
+cluster: ## Bring up the kind cluster "cnat" (offline images built when no registry answers).
+	hack/cluster.sh up
+
+cluster-down: ## Delete the kind cluster.
+	hack/cluster.sh down
+
+deploy: ## Build the manager with ko into the cluster and deploy config/default.
+	hack/deploy.sh
+
+dev: cluster deploy ## Cluster, manager, and the sample At run to DONE with its output.
+	hack/run-sample.sh
+
+##@ Benchmark
+.PHONY: bench
+BENCH_ARGS ?=
+bench: cluster deploy ## Start lag, burst, API cost and memory, side by side with CronJob (BENCH_ARGS="--trials 10 ...").
+	set -a; eval "$$(hack/cluster.sh env)"; set +a; \
+	go run ./e2e/bench --context kind-$$KIND_CLUSTER_NAME --node $$KIND_CLUSTER_NAME-control-plane $(BENCH_ARGS)

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+)
+
+// singles runs A and C interleaved minute by minute: before each minute
+// boundary it creates a few CronJobs, runs single-At trials until shortly
+// before the boundary, then records when the CronJobs' pods appear.
+func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
+	ns, err := b.namespace(ctx, "bench-single")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, ns, false)
+	pods, err := watchPods(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	ats, err := watchAts(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	reconcilesBefore, err := b.reconciles(ctx)
+	if err != nil {
+		return err
+	}
+	var atLags, cronLags []time.Duration
+	writes := 0
+	aLeft, cLeft := 0, 0
+	if runA {
+		aLeft = b.o.trials
+	}
+	if runC {
+		cLeft = b.o.cronTrials
+	}
+	single := func() error {
+		lag, w, err := b.singleAt(ctx, ns, fmt.Sprintf("single-%d", len(atLags)), pods, ats)
+		if err != nil {
+			return err
+		}
+		atLags, writes, aLeft = append(atLags, lag), writes+w, aLeft-1
+		return nil
+	}
+	for minute := 0; aLeft > 0 || cLeft > 0; minute++ {
+		if cLeft == 0 {
+			if err := single(); err != nil {
+				return err
+			}
+			continue
+		}
+		boundary := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
+		k := min(b.o.cronPerMinute, cLeft)
+		names := make([]string, k)
+		for j := range names {
+			names[j] = fmt.Sprintf("cron-%d-%d", minute, j)
+			if err := b.c.Create(ctx, cronJob(ns, names[j], b.o.image)); err != nil {
+				return fmt.Errorf("creating CronJob: %w", err)
+			}
+		}
+		for aLeft > 0 && time.Until(boundary) > 8*time.Second {
+			if err := single(); err != nil {
+				return err
+			}
+		}
+		for _, name := range names {
+			seen, err := pods.waitSeen(ctx, name, time.Until(boundary)+time.Minute)
+			if err != nil {
+				return fmt.Errorf("CronJob %s: %w", name, err)
+			}
+			cronLags = append(cronLags, seen.Sub(boundary))
+			if err := b.deleteCronJob(ctx, ns, name); err != nil {
+				return err
+			}
+		}
+		cLeft -= k
+		fmt.Printf("minute %d: %d At trials, %d CronJob trials so far\n", minute, len(atLags), len(cronLags))
+	}
+	if len(atLags) > 0 {
+		b.lagStats("single", atLags)
+	}
+	if len(cronLags) > 0 {
+		b.lagStats("cronjob_single", cronLags)
+	}
+	if runD && len(atLags) > 0 {
+		reconcilesAfter, err := b.reconciles(ctx)
+		if err != nil {
+			return err
+		}
+		b.results["writes_per_run"] = float64(writes) / float64(len(atLags))
+		b.results["reconciles_per_run"] = (reconcilesAfter - reconcilesBefore) / float64(len(atLags))
+	}
+	return nil
+}
+
+// singleAt runs one At at a sub-second instant about 2 s ahead and returns
+// the start lag and the writes it cost: its MODIFIED events and its pod.
+func (b *bench) singleAt(ctx context.Context, ns, name string, pods, ats *tracker) (time.Duration, int, error) {
+	jitter := time.Duration(rand.Int64N(int64(time.Second)))
+	schedule := time.Now().Add(2*time.Second + jitter)
+	obj := newAt(ns, name, schedule)
+	if err := b.c.Create(ctx, obj); err != nil {
+		return 0, 0, fmt.Errorf("creating At: %w", err)
+	}
+	seen, err := pods.waitSeen(ctx, string(obj.UID), 30*time.Second)
+	if err != nil {
+		return 0, 0, fmt.Errorf("At %s: pod %w", name, err)
+	}
+	if _, err := ats.waitSeen(ctx, name, time.Minute); err != nil {
+		return 0, 0, fmt.Errorf("At %s: DONE %w", name, err)
+	}
+	return seen.Sub(schedule), ats.count(name) + 1, nil
+}
+
+// bursts runs B: N Ats at one instant, and, with C, N CronJobs on one minute boundary.
+func (b *bench) bursts(ctx context.Context, runC bool) error {
+	ns, err := b.namespace(ctx, "bench-burst")
+	if err != nil {
+		return err
+	}
+	pods, err := watchPods(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	ats, err := watchAts(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	schedule := time.Now().Add(b.o.burstLead).Truncate(time.Second).Add(137 * time.Millisecond)
+	created := time.Now()
+	err = b.parallel(ctx, b.o.burst, func(i int) error {
+		return b.c.Create(ctx, newAt(ns, fmt.Sprintf("burst-%d", i), schedule))
+	})
+	if err != nil {
+		return fmt.Errorf("creating %d Ats: %w", b.o.burst, err)
+	}
+	fmt.Printf("burst: %d Ats created in %s, %s before their instant\n", b.o.burst, time.Since(created).Round(time.Millisecond), time.Until(schedule).Round(time.Millisecond))
+	if time.Now().After(schedule) {
+		return fmt.Errorf("creating the burst took longer than --burst-lead=%s", b.o.burstLead)
+	}
+	pods.waitUntil(ctx, schedule.Add(5*time.Minute), func() bool { return len(pods.times()) >= b.o.burst })
+	b.results["burst_n"] = float64(b.o.burst)
+	if lags := sinceAll(pods.times(), schedule); len(lags) == b.o.burst {
+		b.results["burst_first_pod_s"] = lags[0].Seconds()
+		b.results["burst_p50_pod_s"] = percentile(lags, 0.50).Seconds()
+		b.results["burst_p99_pod_s"] = percentile(lags, 0.99).Seconds()
+		b.results["burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	} else {
+		return fmt.Errorf("only %d of %d burst pods appeared within 5 minutes", len(lags), b.o.burst)
+	}
+	if ats.waitUntil(ctx, schedule.Add(b.o.burstDoneWait), func() bool { return len(ats.times()) >= b.o.burst }) {
+		done := sinceAll(ats.times(), schedule)
+		b.results["burst_all_done_s"] = done[len(done)-1].Seconds()
+	} else {
+		fmt.Printf("burst: only %d of %d Ats DONE after %s; burst_all_done_s left out\n", len(ats.times()), b.o.burst, b.o.burstDoneWait)
+	}
+	b.deleteNamespace(ctx, ns, true)
+	if runC {
+		return b.cronBurst(ctx)
+	}
+	return nil
+}
+
+func (b *bench) cronBurst(ctx context.Context) error {
+	ns, err := b.namespace(ctx, "bench-cronburst")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, ns, true)
+	pods, err := watchPods(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	boundary := time.Now().Add(b.o.burstLead).Truncate(time.Minute).Add(time.Minute)
+	err = b.parallel(ctx, b.o.cronBurst, func(i int) error {
+		return b.c.Create(ctx, cronJob(ns, fmt.Sprintf("cron-burst-%d", i), b.o.image))
+	})
+	if err != nil {
+		return fmt.Errorf("creating %d CronJobs: %w", b.o.cronBurst, err)
+	}
+	if time.Now().After(boundary) {
+		return fmt.Errorf("creating the CronJob burst took longer than --burst-lead=%s", b.o.burstLead)
+	}
+	all := pods.waitUntil(ctx, boundary.Add(10*time.Minute), func() bool { return len(pods.times()) >= b.o.cronBurst })
+	lags := sinceAll(pods.times(), boundary)
+	if !all {
+		return fmt.Errorf("only %d of %d CronJob pods appeared within 10 minutes of the boundary", len(lags), b.o.cronBurst)
+	}
+	b.results["cronjob_burst_n"] = float64(b.o.cronBurst)
+	b.results["cronjob_burst_first_pod_s"] = lags[0].Seconds()
+	b.results["cronjob_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	return nil
+}
+
+func (b *bench) memoryIdle(ctx context.Context) error {
+	mib, err := b.managerMemoryMiB(ctx)
+	if err != nil {
+		return err
+	}
+	b.results["memory_idle_mib"] = mib
+	return nil
+}
+
+// memoryLoaded fills the cluster with PENDING Ats and pods that never run
+// (in namespaces of their own, without the operator's label), waits until
+// the manager has seen every At, and samples its memory.
+func (b *bench) memoryLoaded(ctx context.Context) error {
+	atNS, err := b.namespace(ctx, "bench-memory-ats")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, atNS, false)
+	podNS, err := b.namespace(ctx, "bench-memory-pods")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, podNS, false)
+	ats, err := watchAts(ctx, b.c, atNS)
+	if err != nil {
+		return err
+	}
+	tomorrow := time.Now().Add(24 * time.Hour)
+	start := time.Now()
+	err = b.parallel(ctx, b.o.memoryAts, func(i int) error {
+		return b.c.Create(ctx, newAt(atNS, fmt.Sprintf("pending-%d", i), tomorrow))
+	})
+	if err != nil {
+		return fmt.Errorf("creating PENDING Ats: %w", err)
+	}
+	err = b.parallel(ctx, b.o.memoryPods, func(i int) error {
+		return b.c.Create(ctx, unschedulablePod(podNS, fmt.Sprintf("idle-%d", i), b.o.image))
+	})
+	if err != nil {
+		return fmt.Errorf("creating unrelated pods: %w", err)
+	}
+	fmt.Printf("memory: %d Ats and %d pods created in %s\n", b.o.memoryAts, b.o.memoryPods, time.Since(start).Round(time.Second))
+	pendingAll := func() bool {
+		ats.mu.Lock()
+		defer ats.mu.Unlock()
+		return len(ats.changes) >= b.o.memoryAts
+	}
+	if !ats.waitUntil(ctx, time.Now().Add(10*time.Minute), pendingAll) {
+		return fmt.Errorf("the manager did not mark all %d Ats PENDING within 10 minutes", b.o.memoryAts)
+	}
+	b.results["memory_pending_all_s"] = time.Since(start).Seconds()
+	peak := 0.0
+	for range 5 {
+		mib, err := b.managerMemoryMiB(ctx)
+		if err != nil {
+			return err
+		}
+		peak = max(peak, mib)
+		time.Sleep(2 * time.Second)
+	}
+	b.results["memory_loaded_ats"] = float64(b.o.memoryAts)
+	b.results["memory_loaded_pods"] = float64(b.o.memoryPods)
+	b.results["memory_loaded_mib"] = peak
+	return nil
+}
+
+func newAt(ns, name string, schedule time.Time) *cnatv1alpha1.At {
+	obj := &cnatv1alpha1.At{Spec: cnatv1alpha1.AtSpec{Schedule: schedule.UTC().Format(time.RFC3339Nano), Command: "true"}}
+	obj.Name, obj.Namespace = name, ns
+	return obj
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
+)
+
+// trialLabel ties a CronJob's pods to the trial that made the CronJob.
+const trialLabel = "bench.cnat.programming-kubernetes.info/trial"
+
+// tracker records, per key, when this program's watch first saw something
+// happen and how often it changed.
+type tracker struct {
+	mu      sync.Mutex
+	seen    map[string]time.Time
+	changes map[string]int
+	changed chan struct{}
+}
+
+func newTracker() *tracker {
+	return &tracker{seen: map[string]time.Time{}, changes: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (t *tracker) record(key string, when time.Time, first bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if first {
+		if _, ok := t.seen[key]; ok {
+			return
+		}
+		t.seen[key] = when
+	} else {
+		t.changes[key]++
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *tracker) when(key string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, ok := t.seen[key]
+	return w, ok
+}
+
+func (t *tracker) count(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changes[key]
+}
+
+// times returns the first-seen times of every key.
+func (t *tracker) times() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Time, 0, len(t.seen))
+	for _, w := range t.seen {
+		out = append(out, w)
+	}
+	return out
+}
+
+// waitUntil blocks until done holds or the deadline passes; it returns whether done held.
+func (t *tracker) waitUntil(ctx context.Context, deadline time.Time, done func() bool) bool {
+	for {
+		t.mu.Lock()
+		ch := t.changed
+		t.mu.Unlock()
+		if done() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+			return done()
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (t *tracker) waitSeen(ctx context.Context, key string, timeout time.Duration) (time.Time, error) {
+	var w time.Time
+	ok := t.waitUntil(ctx, time.Now().Add(timeout), func() bool {
+		var seen bool
+		w, seen = t.when(key)
+		return seen
+	})
+	if !ok {
+		return w, fmt.Errorf("%s not seen within %s", key, timeout)
+	}
+	return w, nil
+}
+
+// watchPods records when each pod of ns is first ADDED, keyed by the At UID
+// (At pods) or the trial label (CronJob pods).
+func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
+	w, err := c.Watch(ctx, &corev1.PodList{}, client.InNamespace(ns))
+	if err != nil {
+		return nil, fmt.Errorf("watching pods in %s: %w", ns, err)
+	}
+	t := newTracker()
+	go func() {
+		for ev := range w.ResultChan() {
+			now := time.Now()
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok || ev.Type != watch.Added {
+				continue
+			}
+			key := pod.Labels[at.AtUIDLabel]
+			if key == "" {
+				key = pod.Labels[trialLabel]
+			}
+			t.record(key, now, true)
+		}
+	}()
+	return t, nil
+}
+
+// watchAts counts each At's MODIFIED events and records when it is first seen DONE.
+func watchAts(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
+	w, err := c.Watch(ctx, &cnatv1alpha1.AtList{}, client.InNamespace(ns))
+	if err != nil {
+		return nil, fmt.Errorf("watching Ats in %s: %w", ns, err)
+	}
+	t := newTracker()
+	go func() {
+		for ev := range w.ResultChan() {
+			now := time.Now()
+			obj, ok := ev.Object.(*cnatv1alpha1.At)
+			if !ok || ev.Type != watch.Modified {
+				continue
+			}
+			t.record(obj.Name, now, false)
+			if obj.Status.Phase == cnatv1alpha1.PhaseDone {
+				t.record(obj.Name, now, true)
+			}
+		}
+	}()
+	return t, nil
+}

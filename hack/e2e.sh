@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End-to-end tests on kind: brings the cluster up (reused when warm), then runs
+# the e2e-framework features (which deploy the ko-built manager) and the
+# chainsaw suites against it. JUnit reports go to $ARTIFACTS. Both tiers run
+# even if the first fails; the exit code says whether everything passed.
+#
+# Extra arguments go to the e2e-framework run, e.g. hack/e2e.sh -args --labels area=timing
+source "$(dirname "$0")/lib.sh"
+
+ARTIFACTS=${ARTIFACTS:-$REPO_ROOT/_artifacts}
+mkdir -p "$ARTIFACTS"
+cd "$REPO_ROOT"
+
+step "cluster up (hack/cluster.sh up)" "$HACK_DIR/cluster.sh" up
+set -a
+eval "$("$HACK_DIR/cluster.sh" env)"
+set +a
+CHAINSAW=$("$HACK_DIR/tools.sh" chainsaw)
+# The e2e-framework run leaves the cluster to chainsaw and to the next run.
+export E2E_KEEP_CLUSTER=1 ARTIFACTS
+
+rc=0
+(step "e2e-framework features (go test ./e2e/)" go tool gotestsum --format standard-verbose \
+  --junitfile "$ARTIFACTS/junit-e2e-framework.xml" -- -count=1 -timeout 30m ./e2e/ "$@") || rc=1
+(step "chainsaw suites (e2e/chainsaw)" "$CHAINSAW" test --config e2e/chainsaw/.chainsaw.yaml \
+  --kube-context "kind-$KIND_CLUSTER_NAME" --report-path "$ARTIFACTS" e2e/chainsaw) || rc=1
+exit "$rc"

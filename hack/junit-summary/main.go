@@ -1,0 +1,68 @@
+// Command junit-summary adds up JUnit XML reports (go test via gotestsum,
+// chainsaw) and prints one closing line, "N passed, N failed, N skipped".
+// It exits 1 when a test failed or when the reports hold no test at all.
+package main
+
+import (
+	"encoding/xml"
+	"fmt"
+	"os"
+)
+
+type testCase struct {
+	Name    string    `xml:"name,attr"`
+	Failure *struct{} `xml:"failure"`
+	Error   *struct{} `xml:"error"`
+	Skipped *struct{} `xml:"skipped"`
+}
+
+type testSuite struct {
+	Suites []testSuite `xml:"testsuite"`
+	Cases  []testCase  `xml:"testcase"`
+}
+
+type counts struct{ passed, failed, skipped int }
+
+func (c *counts) add(s testSuite) {
+	for _, inner := range s.Suites {
+		c.add(inner)
+	}
+	for _, tc := range s.Cases {
+		switch {
+		case tc.Failure != nil || tc.Error != nil:
+			c.failed++
+		case tc.Skipped != nil:
+			c.skipped++
+		default:
+			c.passed++
+		}
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: junit-summary REPORT.xml...")
+		os.Exit(2)
+	}
+	var total counts
+	for _, path := range os.Args[1:] {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "junit-summary:", err)
+			os.Exit(1)
+		}
+		var root testSuite
+		if err := xml.Unmarshal(raw, &root); err != nil {
+			fmt.Fprintf(os.Stderr, "junit-summary: %s: %v\n", path, err)
+			os.Exit(1)
+		}
+		var c counts
+		c.add(root)
+		fmt.Printf("  %s: %d passed, %d failed, %d skipped\n", path, c.passed, c.failed, c.skipped)
+		total.passed, total.failed, total.skipped = total.passed+c.passed, total.failed+c.failed, total.skipped+c.skipped
+	}
+	fmt.Printf("%d passed, %d failed, %d skipped\n", total.passed, total.failed, total.skipped)
+	if total.failed > 0 || total.passed == 0 {
+		os.Exit(1)
+	}
+}
