@@ -4,6 +4,7 @@
 #
 #   build-binaries.sh envtest   kube-apiserver, etcd, kubectl (for envtest); prints KUBEBUILDER_ASSETS
 #   build-binaries.sh node      everything a kind node needs (adds kubelet, kubeadm, ... coredns, crictl, pause)
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 K8S_DIR=$CNAT_CACHE/k8s-$K8S_VERSION
@@ -62,7 +63,7 @@ build_k8s() {
   tmp=$(mktemp -d "$CNAT_CACHE/.k8s-build.XXXXXX")
   log "building ${missing[*]} (cold: about 10 min on 2 cores)"
   (cd "$src" && go build -tags selinux,notest,grpcnotrace -ldflags "$(k8s_ldflags)" -o "$tmp/" \
-    $(printf 'k8s.io/kubernetes/cmd/%s ' "${missing[@]}"))
+    "${missing[@]/#/k8s.io/kubernetes/cmd/}")
   mkdir -p "$K8S_DIR"
   for name in "${missing[@]}"; do mv "$tmp/$name" "$K8S_DIR/$name"; done
   rm -rf "$tmp"

@@ -21,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 
 CLUSTER_NAME=${CLUSTER_NAME:-cnat}
 CONTEXT=kind-$CLUSTER_NAME
-KIND=$CNAT_CACHE/kind-$KIND_VERSION/kind
+KIND=$CNAT_CACHE/kind-$KIND_VERSION/kind # where hack/tools.sh builds them
 KO=$CNAT_CACHE/ko-$KO_VERSION/ko
 IMAGES_ENV=$CNAT_CACHE/images.env # written by hack/airgap/images.sh all
 WAIT_SECONDS=${WAIT_SECONDS:-300}
@@ -41,19 +41,11 @@ decide_airgap() {
   esac
 }
 
-# go_tool BIN DIR MODULE@VERSION: `go install` into a cached, versioned dir.
-go_tool() {
-  local bin=$1 dir=$2 mod=$3 tmp
-  [ -x "$dir/$bin" ] && { log "$bin: cached ($dir)"; return 0; }
-  tmp=$(mktemp -d "$CNAT_CACHE/.tool.XXXXXX")
-  log "go install $mod (cold: 1-2 min)"
-  GOBIN=$tmp CGO_ENABLED=0 GOFLAGS= go install "$mod"
-  publish_dir "$tmp" "$dir"
-}
-
+# tools: kind and ko, built by hack/tools.sh (cached under $KIND and $KO).
 tools() {
-  step "build kind ${KIND_VERSION}" go_tool kind "$(dirname "$KIND")" "sigs.k8s.io/kind@${KIND_VERSION}"
-  step "build ko ${KO_VERSION}" go_tool ko "$(dirname "$KO")" "github.com/google/ko@${KO_VERSION}"
+  step "build kind ${KIND_VERSION}" "$HACK_DIR/tools.sh" kind >/dev/null
+  step "build ko ${KO_VERSION}" "$HACK_DIR/tools.sh" ko >/dev/null
+  if [ ! -x "$KIND" ] || [ ! -x "$KO" ]; then die "hack/tools.sh did not build $KIND and $KO"; fi
 }
 
 # kind's own default node image, read from the pinned kind's source.
@@ -69,7 +61,9 @@ offline_images() {
 }
 
 # load_env: sets KIND_NODE_IMAGE, KO_DEFAULTBASEIMAGE and RUN_IMAGE for the chosen path.
+# Online, a caller's KIND_NODE_IMAGE (e.g. a CI matrix of Kubernetes versions) wins.
 load_env() {
+  local wanted_node_image=${KIND_NODE_IMAGE:-}
   KIND_NODE_IMAGE="" KO_DEFAULTBASEIMAGE="" RUN_IMAGE=${RUN_IMAGE:-}
   if [ "$AIRGAP" = 1 ]; then
     if [ -f "$IMAGES_ENV" ]; then
@@ -79,7 +73,7 @@ load_env() {
       log "warning: offline images not built yet (run: hack/cluster.sh images)"
     fi
   else
-    KIND_NODE_IMAGE=$(kind_default_image)
+    KIND_NODE_IMAGE=${wanted_node_image:-$(kind_default_image)}
   fi
 }
 
@@ -139,6 +133,7 @@ up() {
   step "wait for coredns Ready" wait_ready "coredns" -n kube-system pod -l k8s-app=kube-dns
   if [ "$AIRGAP" = 1 ]; then
     step "load run image ${RUN_IMAGE}" "$KIND" load docker-image "$RUN_IMAGE" --name "$CLUSTER_NAME"
+    "$HACK_DIR/airgap/images.sh" prune
   fi
   log "cluster ${CLUSTER_NAME} ready in $((SECONDS - start))s (kubectl context ${CONTEXT})"
 }

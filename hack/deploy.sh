@@ -2,6 +2,7 @@
 # Builds the manager with ko straight into the kind cluster (no registry) and
 # applies config/default; offline, the manager's --default-image names the
 # locally built run image. Waits until the manager is rolled out.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 set -a
@@ -25,7 +26,7 @@ render() {
 }
 
 apply() {
-  render | (cd "$REPO_ROOT" && "$KO" apply --context "$CONTEXT" -f -)
+  render | (cd "$REPO_ROOT" && "$KO" apply -f - -- --context "$CONTEXT")
 }
 
 step "ko apply config/default (KO_DOCKER_REPO=${KO_DOCKER_REPO})" apply

@@ -15,7 +15,8 @@ DOCKERD_LOG=${DOCKERD_LOG:-/var/log/cnat-dockerd.log}
 DOCKERD_PIDFILE=/run/cnat-dockerd.pid
 RUNC_WRAPPER=/usr/local/libexec/cnat-runc
 DAEMON_JSON=/etc/docker/daemon.json
-APT_PACKAGES=(docker.io jq libcap2-bin)
+ENGINE_PACKAGES=(docker.io)
+TOOL_PACKAGES=(jq libcap2-bin) # jq edits OCI specs and daemon.json; capsh names capabilities
 
 # can_install: says what is missing when this script cannot set Docker up.
 can_install() {
@@ -31,7 +32,6 @@ can_install() {
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 wait_for_dockerd() {
-
   for _ in $(seq 1 60); do
     docker_answers && return 0
     kill -0 "$(cat "$DOCKERD_PIDFILE" 2>/dev/null || echo 0)" 2>/dev/null || break
@@ -41,12 +41,13 @@ wait_for_dockerd() {
   die "dockerd did not answer (log: $DOCKERD_LOG)"
 }
 
+# install_packages PKG...: apt-get installs those not installed yet.
 install_packages() {
   local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
-  [ ${#missing[@]} -gt 0 ] || { log "packages present: ${APT_PACKAGES[*]}"; return 0; }
+  [ ${#missing[@]} -gt 0 ] || { log "installed already: $*"; return 0; }
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -116,7 +117,7 @@ ensure_engine() {
     return 0
   fi
   can_install
-  step "install ${APT_PACKAGES[*]}" install_packages
+  step "install ${ENGINE_PACKAGES[*]} ${TOOL_PACKAGES[*]}" install_packages "${ENGINE_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
   start_dockerd
 }
 
@@ -130,6 +131,10 @@ ensure_privileged() {
   if probe_privileged "$image" 2>/dev/null; then
     log "privileged containers work"
     return 0
+  fi
+  if ! command -v jq >/dev/null || ! command -v capsh >/dev/null; then
+    can_install
+    install_packages "${TOOL_PACKAGES[@]}"
   fi
   caps=$(missing_caps)
   [ -n "$caps" ] || { probe_privileged "$image" || true; die "privileged containers fail, and not for missing capabilities (see above)"; }

@@ -5,6 +5,7 @@
 # even if the first fails; the exit code says whether everything passed.
 #
 # Extra arguments go to the e2e-framework run, e.g. hack/e2e.sh -args --labels area=timing
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ARTIFACTS=${ARTIFACTS:-$REPO_ROOT/_artifacts}

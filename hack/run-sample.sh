@@ -2,6 +2,7 @@
 # Applies the seed's sample At (config/samples/cnat_v1alpha1_at.yaml) with its
 # schedule moved a few seconds ahead, follows it to DONE and prints the
 # command's output.
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 CONTEXT=kind-${CLUSTER_NAME:-cnat}

@@ -3,6 +3,7 @@
 # module proxy into $CNAT_CACHE/<tool>-<version> the first time.
 #
 #   tools.sh kind|ko|chainsaw|actionlint|golangci-lint
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 case "${1:-}" in

@@ -7,11 +7,13 @@
 #   images.sh kind-base   cnat.local/kind-base:<suite>-<key>           (Debian rootfs + kind's base files)
 #   images.sh node        cnat.local/kind-node:<k8s version>-<key>     (kind node image)
 #   images.sh all         all of the above; writes them to $CNAT_CACHE/images.env
+#   images.sh prune       removes node images other than the one in images.env
 #
-# Each prints the image name on stdout. <key> hashes the image's inputs (the
-# recipe below, versions, files); an image whose tag exists is reused, and a
-# tag is only ever set by the last, atomic command (import, build or commit),
-# so an interrupted build is never taken for a finished one.
+# Each prints the image name on stdout (the builders below set RESULT to it).
+# <key> hashes the image's inputs (the recipe below, versions, files); an image
+# whose tag exists is reused, and a tag is only ever set by the last, atomic
+# command (import, build or commit), so an interrupted build is never taken for
+# a finished one. Temporary files and containers are removed on exit.
 # shellcheck disable=SC2016 # mmdebstrap hooks' "$1" is for mmdebstrap's shell
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -52,18 +54,28 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 suite() { . /etc/os-release && echo "$VERSION_CODENAME"; }
 kind_base_files() { echo "$(go mod download -json "sigs.k8s.io/kind@${KIND_VERSION}" | jq -r .Dir)/images/base/files"; }
 
-# apt_version PKG: the version apt would install, from the local apt lists.
-apt_version() {
-  local v
-  v=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')
-  if [ -z "$v" ] || [ "$v" = "(none)" ]; then
-    [ "$(id -u)" -eq 0 ] || die "apt knows no version of $1: run apt-get update as root"
-    apt-get update -qq
-    v=$(apt-cache policy "$1" | awk '/Candidate:/ {print $2}')
-    if [ -z "$v" ] || [ "$v" = "(none)" ]; then die "apt has no package $1"; fi
-  fi
-  echo "$v"
+# The Debian packages whose files go into images directly, and the versions
+# apt would install (one apt-cache call: each costs about a second here).
+APT_PACKAGES=(busybox-static ca-certificates tzdata)
+declare -A APT_VERSION=()
+apt_candidates() {
+  apt-cache policy "${APT_PACKAGES[@]}" 2>/dev/null |
+    awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} /^ *Candidate:/ && $2 != "(none)" {print p, $2}'
 }
+load_apt_versions() {
+  local lines pkg version
+  [ ${#APT_VERSION[@]} -eq 0 ] || return 0
+  lines=$(apt_candidates)
+  if [ "$(grep -c . <<<"$lines")" -ne ${#APT_PACKAGES[@]} ]; then
+    [ "$(id -u)" -eq 0 ] || die "apt does not know ${APT_PACKAGES[*]}: run apt-get update as root"
+    log "apt-get update (apt does not know ${APT_PACKAGES[*]} yet)"
+    apt-get update -qq
+    lines=$(apt_candidates)
+  fi
+  while read -r pkg version; do APT_VERSION[$pkg]=$version; done <<<"$lines"
+  [ ${#APT_VERSION[@]} -eq ${#APT_PACKAGES[@]} ] || die "apt has no candidate for some of ${APT_PACKAGES[*]}"
+}
+apt_version() { echo "${APT_VERSION[$1]:?"$1 is not in APT_PACKAGES"}"; }
 
 # extract_debs DIR PKG...: downloads the packages' .debs (no install) and unpacks them into DIR.
 extract_debs() {
@@ -89,6 +101,8 @@ need_tools() {
   for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]})"
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
@@ -99,9 +113,11 @@ docker_root() { docker info -f '{{.DockerRootDir}}'; }
 # that needs root (the At pods run as 65532 with a restricted context).
 build_run_image() {
   local version name tmp applet
+  load_apt_versions
   version=$(apt_version busybox-static)
   name=cnat.local/busybox:$(tr '+~' '__' <<<"${version#*:}")
-  image_exists "$name" && { echo "$name"; return 0; }
+  RESULT=$name
+  image_exists "$name" && return 0
   tmp=$(mktemp -d "$CNAT_CACHE/.run-image.XXXXXX")
   CLEANUP+=("rm -rf '$tmp'")
   extract_debs "$tmp/deb" busybox-static
@@ -115,17 +131,19 @@ build_run_image() {
   docker import -c 'CMD ["sh"]' -c "LABEL $LABEL=busybox-static_$version" \
     -m "busybox-static $version (Debian)" "$tmp/rootfs.tar" "$name" >/dev/null
   log "built $name ($(image_size "$name"))"
-  echo "$name"
+  prune_others "$name"
 }
 
 # ko base: what a static Go binary needs (CA certificates, tzdata, a non-root
 # user 65532), FROM scratch. ko reads it from the daemon because of ko.local/.
 build_ko_base() {
   local versions k name tmp
+  load_apt_versions
   versions="ca-certificates_$(apt_version ca-certificates) tzdata_$(apt_version tzdata)"
   k=$(declare -f build_ko_base | key "$versions")
   name=ko.local/cnat-static-base:$k
-  image_exists "$name" && { echo "$name"; return 0; }
+  RESULT=$name
+  image_exists "$name" && return 0
   tmp=$(mktemp -d "$CNAT_CACHE/.ko-base.XXXXXX")
   CLEANUP+=("rm -rf '$tmp'")
   extract_debs "$tmp/deb" ca-certificates tzdata
@@ -146,7 +164,7 @@ LABEL $LABEL=$k org.opencontainers.image.description="static base for ko: $versi
 EOF
   dbuild -t "$name" "$tmp/ctx"
   log "built $name ($(image_size "$name"))"
-  echo "$name"
+  prune_others "$name"
 }
 
 # debian_rootfs NAME VARIANT PACKAGES HOOK: mmdebstrap's tarball, imported as
@@ -167,6 +185,7 @@ debian_rootfs() {
     --customize-hook='rm -rf "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/* "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/* "$1"/tmp/*' \
     "$(suite)" "$tmp/rootfs.tar" "${sources[@]}"
   docker import "$tmp/rootfs.tar" "$name" >/dev/null
+  rm -rf "$tmp"
 }
 
 # kind-base: kind's base image, made from Debian: the node's packages plus
@@ -177,7 +196,8 @@ build_kind_base() {
   k=$( { declare -f build_kind_base debian_rootfs; cat "$AIRGAP_DIR/kind-base-hook.sh"; } |
     key "$KIND_VERSION" "$(suite)" "${NODE_PACKAGES[*]}")
   name=cnat.local/kind-base:$(suite)-$k
-  image_exists "$name" && { echo "$name"; return 0; }
+  RESULT=$name
+  image_exists "$name" && return 0
   import=cnat.local/kind-base:import-$k
   CLEANUP+=("docker rmi '$import'")
   debian_rootfs "$import" minbase "$(IFS=,; echo "${NODE_PACKAGES[*]}")" \
@@ -191,7 +211,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 LABEL $LABEL=$k
 EOF
   log "built $name ($(image_size "$name"))"
-  echo "$name"
+  prune_others "$name"
 }
 
 # kube-proxy-base: iptables, nftables and conntrack, with an iptables wrapper
@@ -201,7 +221,8 @@ build_kube_proxy_base() {
   k=$( { declare -f build_kube_proxy_base debian_rootfs; cat "$AIRGAP_DIR/iptables-wrapper" "$AIRGAP_DIR/kube-proxy-base-hook.sh"; } |
     key "$(suite)" "${KUBE_PROXY_PACKAGES[*]}")
   name=cnat.local/kube-proxy-base:$(suite)-$k
-  image_exists "$name" && { echo "$name"; return 0; }
+  RESULT=$name
+  image_exists "$name" && return 0
   import=cnat.local/kube-proxy-base:import-$k
   CLEANUP+=("docker rmi '$import'")
   debian_rootfs "$import" essential "$(IFS=,; echo "${KUBE_PROXY_PACKAGES[*]}")" \
@@ -212,7 +233,14 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LABEL $LABEL=$k
 EOF
   log "built $name ($(image_size "$name"))"
-  echo "$name"
+  prune_others "$name"
+}
+
+# prune_others NAME: removes the other tags of NAME's repository (older
+# builds); images still used by a container stay.
+prune_others() {
+  docker images --format '{{.Repository}}:{{.Tag}}' "${1%:*}" | grep -vxF "$1" |
+    xargs -r docker rmi >/dev/null 2>&1 || true
 }
 
 image_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{printf "%.0f MB", $1 / 1e6}'; }
@@ -275,17 +303,17 @@ build_component_image() {
   rm -rf "$ctx"
 }
 
-# save_images DIR: the component images as one `docker save` archive, unpacked
-# in DIR with the names kubeadm expects (the daemon never holds upstream names).
+# save_images DIR KUBE_PROXY_BASE PAIRS: the component images as one `docker
+# save` archive, unpacked in DIR with the names kubeadm expects (the daemon
+# never holds upstream names).
 save_images() {
-  local dir=$1 proxy_base target src comp map='{}' srcs=()
-  proxy_base=$(build_kube_proxy_base)
+  local dir=$1 proxy_base=$2 pairs=$3 target src comp map='{}' srcs=()
   while read -r target src; do
     comp=${src##*/} && comp=${comp%%:*}
-    image_exists "$src" || build_component_image "$comp" "$src" "$proxy_base"
+    build_component_image "$comp" "$src" "$proxy_base" # always: a leftover may be stale
     srcs+=("$src")
     map=$(jq -c --arg s "$src" --arg t "$target" '.[$s] = $t' <<<"$map")
-  done < <(node_images)
+  done <<<"$pairs"
   mkdir -p "$dir"
   docker save "${srcs[@]}" | tar -C "$dir" -xf -
   jq --argjson m "$map" 'map(.RepoTags |= map($m[.] // error("unexpected tag \(.)")))' \
@@ -295,24 +323,30 @@ save_images() {
   docker rmi "${srcs[@]}" >/dev/null
 }
 
+# node_key BASE KUBE_PROXY_BASE: the node image's inputs.
 node_key() {
   {
     declare -f build_node_image save_images build_component_image node_images
     (cd "$AIRGAP_DIR/node" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-  } | key "$1" "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$CRICTL_VERSION" "$PAUSE_IMAGE_TAG" "$KIND_VERSION"
+  } | key "$@" "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$CRICTL_VERSION" "$PAUSE_IMAGE_TAG" "$KIND_VERSION"
 }
 
 build_node_image() {
-  local base k name ctr tmp target src c
+  local base proxy_base k name ctr tmp target src c pairs imported
   check_binaries
-  base=$(build_kind_base)
-  k=$(node_key "$base")
+  pairs=$(node_images)
+  build_kind_base
+  base=$RESULT
+  build_kube_proxy_base
+  proxy_base=$RESULT
+  k=$(node_key "$base" "$proxy_base")
   name=cnat.local/kind-node:$K8S_VERSION-$k
-  image_exists "$name" && { echo "$name"; return 0; }
+  RESULT=$name
+  image_exists "$name" && return 0
   require_free_gib "$(docker_root)" 4
   tmp=$(mktemp -d "$CNAT_CACHE/.node.XXXXXX")
   CLEANUP+=("rm -rf '$tmp'")
-  save_images "$tmp/images"
+  save_images "$tmp/images" "$proxy_base" "$pairs"
 
   ctr=cnat-node-build-$k
   docker rm -f "$ctr" >/dev/null 2>&1 || true
@@ -330,16 +364,17 @@ build_node_image() {
     die "containerd did not start in the build container"
   tar -C "$tmp/images" -cf - . | docker exec -i "$ctr" ctr --namespace=k8s.io images import \
     --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests - >/dev/null
+  imported=$(docker exec "$ctr" ctr --namespace=k8s.io images ls -q)
   while read -r target src; do
-    docker exec "$ctr" ctr --namespace=k8s.io images ls -q | grep -qxF "$target" || die "$target missing after import"
-  done < <(node_images)
+    grep -qxF "$target" <<<"$imported" || die "$target missing after import"
+  done <<<"$pairs"
   docker exec "$ctr" pkill containerd
   docker exec "$ctr" sh -c 'while pgrep -x containerd >/dev/null; do sleep 0.2; done'
 
   docker commit -c 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' -c 'CMD []' \
     -c "LABEL $LABEL=$k" "$ctr" "$name" >/dev/null
   log "built $name ($(image_size "$name"))"
-  echo "$name"
+  prune_others "$name"
 }
 
 write_env() {
@@ -349,17 +384,21 @@ write_env() {
 }
 
 case "${1:-}" in
-  run-image) build_run_image ;;
-  ko-base) build_ko_base ;;
-  kind-base) build_kind_base ;;
-  kube-proxy-base) build_kube_proxy_base ;;
-  node) build_node_image ;;
+  run-image) build_run_image && echo "$RESULT" ;;
+  ko-base) build_ko_base && echo "$RESULT" ;;
+  kind-base) build_kind_base && echo "$RESULT" ;;
+  kube-proxy-base) build_kube_proxy_base && echo "$RESULT" ;;
+  node) build_node_image && echo "$RESULT" ;;
   all)
-    node=$(build_node_image)
-    ko=$(build_ko_base)
-    run=$(build_run_image)
+    build_node_image && node=$RESULT
+    build_ko_base && ko=$RESULT
+    build_run_image && run=$RESULT
     write_env "$node" "$ko" "$run"
     printf '%s\n' "$node" "$ko" "$run"
     ;;
-  *) die "usage: $0 run-image|ko-base|kind-base|kube-proxy-base|node|all" ;;
+  prune) # older node images, once no cluster uses them any more
+    # shellcheck source=/dev/null
+    source "$CNAT_CACHE/images.env" && prune_others "$KIND_NODE_IMAGE"
+    ;;
+  *) die "usage: $0 run-image|ko-base|kind-base|kube-proxy-base|node|all|prune" ;;
 esac
