@@ -1,9 +1,10 @@
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the callers
 # Shared helpers for the hack/ scripts. Source it; do not run it.
 set -euo pipefail
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$HACK_DIR/versions.env"
 
 # Outputs are cached outside the work tree so that a fresh clone (CI) on a
