@@ -13,19 +13,11 @@ import (
 // boundary it creates a few CronJobs, runs single-At trials until shortly
 // before the boundary, then records when the CronJobs' pods appear.
 func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
-	ns, err := b.namespace(ctx, "bench-single")
+	ns, pods, ats, err := b.watchedNamespace(ctx, "bench-single")
 	if err != nil {
 		return err
 	}
 	defer b.deleteNamespace(ctx, ns, false)
-	pods, err := watchPods(ctx, b.c, ns)
-	if err != nil {
-		return err
-	}
-	ats, err := watchAts(ctx, b.c, ns)
-	if err != nil {
-		return err
-	}
 	reconcilesBefore, err := b.reconciles(ctx)
 	if err != nil {
 		return err
@@ -119,29 +111,16 @@ func (b *bench) singleAt(ctx context.Context, ns, name string, pods, ats *tracke
 
 // bursts runs B: N Ats at one instant, and, with C, N CronJobs on one minute boundary.
 func (b *bench) bursts(ctx context.Context, runC bool) error {
-	ns, err := b.namespace(ctx, "bench-burst")
-	if err != nil {
-		return err
-	}
-	pods, err := watchPods(ctx, b.c, ns)
-	if err != nil {
-		return err
-	}
-	ats, err := watchAts(ctx, b.c, ns)
+	ns, pods, ats, err := b.watchedNamespace(ctx, "bench-burst")
 	if err != nil {
 		return err
 	}
 	schedule := time.Now().Add(b.o.burstLead).Truncate(time.Second).Add(137 * time.Millisecond)
-	created := time.Now()
-	err = b.parallel(ctx, b.o.burst, func(i int) error {
+	err = b.createBefore(ctx, schedule, "Ats", b.o.burst, func(i int) error {
 		return b.c.Create(ctx, newAt(ns, fmt.Sprintf("burst-%d", i), schedule))
 	})
 	if err != nil {
-		return fmt.Errorf("creating %d Ats: %w", b.o.burst, err)
-	}
-	fmt.Printf("burst: %d Ats created in %s, %s before their instant\n", b.o.burst, time.Since(created).Round(time.Millisecond), time.Until(schedule).Round(time.Millisecond))
-	if time.Now().After(schedule) {
-		return fmt.Errorf("creating the burst took longer than --burst-lead=%s", b.o.burstLead)
+		return err
 	}
 	pods.waitUntil(ctx, schedule.Add(5*time.Minute), func() bool { return len(pods.times()) >= b.o.burst })
 	b.results["burst_n"] = float64(b.o.burst)
@@ -177,14 +156,11 @@ func (b *bench) cronBurst(ctx context.Context) error {
 		return err
 	}
 	boundary := time.Now().Add(b.o.burstLead).Truncate(time.Minute).Add(time.Minute)
-	err = b.parallel(ctx, b.o.cronBurst, func(i int) error {
+	err = b.createBefore(ctx, boundary, "CronJobs", b.o.cronBurst, func(i int) error {
 		return b.c.Create(ctx, cronJob(ns, fmt.Sprintf("cron-burst-%d", i), b.o.image))
 	})
 	if err != nil {
-		return fmt.Errorf("creating %d CronJobs: %w", b.o.cronBurst, err)
-	}
-	if time.Now().After(boundary) {
-		return fmt.Errorf("creating the CronJob burst took longer than --burst-lead=%s", b.o.burstLead)
+		return err
 	}
 	all := pods.waitUntil(ctx, boundary.Add(10*time.Minute), func() bool { return len(pods.times()) >= b.o.cronBurst })
 	lags := sinceAll(pods.times(), boundary)
@@ -194,6 +170,34 @@ func (b *bench) cronBurst(ctx context.Context) error {
 	b.results["cronjob_burst_n"] = float64(b.o.cronBurst)
 	b.results["cronjob_burst_first_pod_s"] = lags[0].Seconds()
 	b.results["cronjob_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	return nil
+}
+
+// watchedNamespace creates a namespace and watches its pods and Ats.
+func (b *bench) watchedNamespace(ctx context.Context, prefix string) (ns string, pods, ats *tracker, err error) {
+	if ns, err = b.namespace(ctx, prefix); err != nil {
+		return "", nil, nil, err
+	}
+	if pods, err = watchPods(ctx, b.c, ns); err != nil {
+		return "", nil, nil, err
+	}
+	if ats, err = watchAts(ctx, b.c, ns); err != nil {
+		return "", nil, nil, err
+	}
+	return ns, pods, ats, nil
+}
+
+// createBefore creates n objects in parallel and fails when that took past
+// the instant they are meant to fire at.
+func (b *bench) createBefore(ctx context.Context, instant time.Time, what string, n int, create func(i int) error) error {
+	start := time.Now()
+	if err := b.parallel(ctx, n, create); err != nil {
+		return fmt.Errorf("creating %d %s: %w", n, what, err)
+	}
+	fmt.Printf("%d %s created in %s, %s before they fire\n", n, what, time.Since(start).Round(time.Millisecond), time.Until(instant).Round(time.Millisecond))
+	if time.Now().After(instant) {
+		return fmt.Errorf("creating %d %s took longer than --burst-lead=%s", n, what, b.o.burstLead)
+	}
 	return nil
 }
 

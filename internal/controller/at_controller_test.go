@@ -48,6 +48,16 @@ func waitFor(t *testing.T, c client.Client, obj *cnatv1alpha1.At, what string, d
 	return got
 }
 
+// reschedule edits the schedule of obj (which must be PENDING).
+func reschedule(t *testing.T, c client.Client, obj *cnatv1alpha1.At, schedule time.Time) {
+	t.Helper()
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Spec.Schedule = schedule.Format(time.RFC3339Nano)
+	if err := c.Patch(context.Background(), obj, patch); err != nil {
+		t.Fatalf("editing the schedule while PENDING: %v", err)
+	}
+}
+
 func inPhase(phase cnatv1alpha1.Phase) func(*cnatv1alpha1.At) bool {
 	return func(a *cnatv1alpha1.At) bool { return a.Status.Phase == phase }
 }
@@ -177,11 +187,7 @@ func TestScheduleEditedWhilePendingIsRetimed(t *testing.T) {
 	waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
 
 	newSchedule := time.Now().Add(time.Second).Truncate(time.Millisecond)
-	patch := client.MergeFrom(obj.DeepCopy())
-	obj.Spec.Schedule = newSchedule.Format(time.RFC3339Nano)
-	if err := k8sClient.Patch(context.Background(), obj, patch); err != nil {
-		t.Fatalf("editing the schedule while PENDING: %v", err)
-	}
+	reschedule(t, k8sClient, obj, newSchedule)
 	runPod(t, k8sClient, obj)
 	running := waitFor(t, k8sClient, obj, "RUNNING", inPhase(cnatv1alpha1.PhaseRunning))
 	if !running.Status.ScheduledTime.Time.Equal(newSchedule) || running.Status.ObservedGeneration != 2 {
@@ -226,11 +232,7 @@ func TestPodCreatedBeforeARestartIsAdoptedNotDuplicated(t *testing.T) {
 	if err := k8sClient.Create(context.Background(), earlier); err != nil {
 		t.Fatalf("creating the earlier manager's pod: %v", err)
 	}
-	patch := client.MergeFrom(pending.DeepCopy())
-	pending.Spec.Schedule = time.Now().Format(time.RFC3339Nano)
-	if err := k8sClient.Patch(context.Background(), pending, patch); err != nil {
-		t.Fatalf("moving the schedule to now: %v", err)
-	}
+	reschedule(t, k8sClient, pending, time.Now())
 	pod := runPod(t, k8sClient, obj)
 	if pod.UID != earlier.UID {
 		t.Errorf("RUNNING names pod %s/%s, want the existing pod %s", pod.Name, pod.UID, earlier.UID)
@@ -251,11 +253,7 @@ func TestForeignPodWithTheSameNameIsAConflict(t *testing.T) {
 	if err := k8sClient.Create(context.Background(), foreign); err != nil {
 		t.Fatalf("creating the foreign pod: %v", err)
 	}
-	patch := client.MergeFrom(pending.DeepCopy())
-	pending.Spec.Schedule = time.Now().Format(time.RFC3339Nano)
-	if err := k8sClient.Patch(context.Background(), pending, patch); err != nil {
-		t.Fatalf("moving the schedule to now: %v", err)
-	}
+	reschedule(t, k8sClient, pending, time.Now())
 	done := waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
 	if done.Status.Result != cnatv1alpha1.ResultFailed || done.Status.Reason != cnatv1alpha1.ReasonPodConflict ||
 		!strings.Contains(done.Status.Message, foreign.Name) {
