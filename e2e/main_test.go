@@ -64,7 +64,7 @@ func TestMain(m *testing.M) {
 	provider := kind.NewProvider().WithPath(kindPath)
 	testenv.Setup(
 		// Reuses the cluster when it exists (make e2e brings it up first).
-		envfuncs.CreateClusterWithConfig(provider, clusterName, "", kind.WithImage(nodeImage)),
+		envfuncs.CreateClusterWithConfig(provider, clusterName, filepath.Join("..", "hack", "kind-config.yaml"), kind.WithImage(nodeImage)),
 		loadRunImage,
 		deployManager,
 		waitForCRD,

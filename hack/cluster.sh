@@ -90,16 +90,23 @@ kubectl_() {
   "$k" --context "$CONTEXT" "$@"
 }
 
+KIND_CONFIG=$HACK_DIR/kind-config.yaml
+# The node remembers which kind config made it, so that a changed config
+# recreates the cluster the way a changed node image does.
+CONFIG_MARK=/kind/cnat-kind-config.sha256
+config_hash() { sha256sum <"$KIND_CONFIG" | cut -c1-12; }
+
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$CLUSTER_NAME"; }
 
 # ensure_cluster: reuses a healthy cluster on the wanted node image; recreates
 # a stale (other image) or broken one.
 ensure_cluster() {
-  local node=$CLUSTER_NAME-control-plane have
+  local node=$CLUSTER_NAME-control-plane have config
   if cluster_exists; then
     have=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$node" 2>/dev/null || true)
-    if [ "$have" != "$KIND_NODE_IMAGE true" ]; then
-      log "cluster $CLUSTER_NAME is stale or stopped (node: ${have:-missing}; want $KIND_NODE_IMAGE): recreating"
+    config=$(docker exec "$node" cat "$CONFIG_MARK" 2>/dev/null || true)
+    if [ "$have" != "$KIND_NODE_IMAGE true" ] || [ "$config" != "$(config_hash)" ]; then
+      log "cluster $CLUSTER_NAME is stale or stopped (node: ${have:-missing}, config ${config:-unknown}; want $KIND_NODE_IMAGE, config $(config_hash)): recreating"
     elif "$KIND" export kubeconfig --name "$CLUSTER_NAME" 2>/dev/null &&
       kubectl_ get --raw /readyz --request-timeout=10s >/dev/null 2>&1; then
       log "reusing cluster $CLUSTER_NAME (node image $KIND_NODE_IMAGE)"
@@ -109,7 +116,8 @@ ensure_cluster() {
     fi
     "$KIND" delete cluster --name "$CLUSTER_NAME"
   fi
-  "$KIND" create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE"
+  "$KIND" create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --config "$KIND_CONFIG"
+  docker exec "$node" sh -c "echo $(config_hash) >$CONFIG_MARK"
 }
 
 # wait_ready WHAT KUBECTL_WAIT_ARGS...: retries `kubectl wait` until the deadline;

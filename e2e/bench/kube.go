@@ -151,7 +151,8 @@ func (b *bench) reconciles(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	total, found := 0.0, false
+	// A manager that has not reconciled yet has no such series: zero.
+	total := 0.0
 	for sc := bufio.NewScanner(bytes.NewReader(body)); sc.Scan(); {
 		line := sc.Text()
 		if !strings.HasPrefix(line, "controller_runtime_reconcile_total{") || !strings.Contains(line, `controller="at"`) {
@@ -161,10 +162,7 @@ func (b *bench) reconciles(ctx context.Context) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("parsing %q: %w", line, err)
 		}
-		total, found = total+v, true
-	}
-	if !found {
-		return 0, fmt.Errorf("no controller_runtime_reconcile_total for the At controller")
+		total += v
 	}
 	return total, nil
 }

@@ -5,6 +5,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,7 +60,7 @@ func (r *AtReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.act(ctx, &obj, at.Decide(r.input(&obj, pod)))
+	return r.act(ctx, &obj, r.input(&obj, pod))
 }
 
 func (r *AtReconciler) input(obj *cnatv1alpha1.At, pod *corev1.Pod) at.Input {
@@ -85,11 +86,13 @@ func (r *AtReconciler) readPod(ctx context.Context, obj *cnatv1alpha1.At) (*core
 	return pod, nil
 }
 
-func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, action at.Action) (ctrl.Result, error) {
+// act asks Decide what to do with in and does it.
+func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Input) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	action := at.Decide(in)
 	switch action.Kind {
 	case at.Wait:
-		return ctrl.Result{RequeueAfter: action.RequeueAfter}, nil
+		return r.requeue(in.Now, action.RequeueAfter), nil
 	case at.DeleteAt:
 		log.Info("deleting At: ttlSecondsAfterFinished has passed")
 		err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &obj.UID},
@@ -103,7 +106,7 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, action at.
 			if err != nil {
 				return ctrl.Result{}, err
 			}
-			return r.act(ctx, obj, at.Decide(*retry))
+			return r.act(ctx, obj, *retry)
 		}
 	}
 	if err := r.writeStatus(ctx, obj, action.Status); err != nil {
@@ -120,7 +123,16 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, action at.
 	if action.Terminal != nil {
 		return ctrl.Result{}, reconcile.TerminalError(action.Terminal)
 	}
-	return ctrl.Result{RequeueAfter: action.RequeueAfter}, nil
+	return r.requeue(in.Now, action.RequeueAfter), nil
+}
+
+// requeue turns Decide's wait, counted from decidedAt, into a requeue counted
+// from now: the writes in between must not make the wake-up late.
+func (r *AtReconciler) requeue(decidedAt time.Time, after time.Duration) ctrl.Result {
+	if after <= 0 {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(after-r.Clock.Since(decidedAt), time.Nanosecond)}
 }
 
 // createPod creates the At's pod. When the API server refuses it for a reason

@@ -96,3 +96,19 @@ func TestStatusConflictIsRetriedWithoutASecondPod(t *testing.T) {
 		t.Fatalf("retry: err=%v pods=%d status=%+v; want RUNNING naming the one pod", err, len(pods), obj.Status)
 	}
 }
+
+// The status write between Decide and the requeue takes time; the wake-up
+// must still be at the schedule, not that much after it.
+func TestRequeueDiscountsTimeSpentWriting(t *testing.T) {
+	var clock *clocktesting.FakeClock
+	r, clock, req := fakeReconciler(t, fixedSchedule.Add(-10*time.Second), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			clock.Step(15 * time.Millisecond)
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	result, _, _, err := reconcileOnce(t, r, req)
+	if err != nil || result.RequeueAfter != 10*time.Second-15*time.Millisecond {
+		t.Fatalf("result=%+v err=%v; want a requeue after 10s minus the 15ms the write took", result, err)
+	}
+}
