@@ -59,9 +59,9 @@ func parseFlags(args []string) (options, *zap.Options, error) {
 		"Elect a leader so that only one replica acts at a time.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Ats reconciled in parallel.")
-	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Sustained requests per second to the API server.")
-	fs.IntVar(&o.burst, "kube-api-burst", 100, "Requests allowed in a burst above --kube-api-qps.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 16, "Ats reconciled in parallel.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Sustained requests per second to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Requests allowed in a burst above --kube-api-qps.")
 	fs.Var(&o.watchNamespaces, "watch-namespace", "Namespace to watch; repeat it or separate with commas. Default: all.")
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 )
 
@@ -117,7 +119,10 @@ func (b *bench) bursts(ctx context.Context, runC bool) error {
 	}
 	schedule := time.Now().Add(b.o.burstLead).Truncate(time.Second).Add(137 * time.Millisecond)
 	err = b.createBefore(ctx, schedule, "Ats", b.o.burst, func(i int) error {
-		return b.c.Create(ctx, newAt(ns, fmt.Sprintf("burst-%d", i), schedule))
+		// One node runs about 110 pods at a time: finished Ats must make room.
+		obj := newAt(ns, fmt.Sprintf("burst-%d", i), schedule)
+		obj.Spec.TTLSecondsAfterFinished = ptr.To[int32](0)
+		return b.c.Create(ctx, obj)
 	})
 	if err != nil {
 		return err
