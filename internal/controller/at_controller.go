@@ -102,10 +102,11 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 		}
 		return ctrl.Result{}, nil
 	case at.StartPod:
-		if retry, err := r.createPod(ctx, obj, action); retry != nil || err != nil {
-			if err != nil {
-				return ctrl.Result{}, err
-			}
+		retry, err := r.createPod(ctx, obj, action)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if retry != nil {
 			return r.act(ctx, obj, *retry)
 		}
 	}
