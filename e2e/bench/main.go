@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -111,29 +112,24 @@ func run(o options) error {
 	}
 	start := time.Now()
 	has := func(s string) bool { return strings.Contains(strings.ToUpper(o.scenarios), s) }
-	if has("E") {
-		if err := b.memoryIdle(ctx); err != nil {
-			return fmt.Errorf("E (idle): %w", err)
+	// A failed scenario is reported; the others still run and are printed.
+	var failed []error
+	scenario := func(name string, enabled bool, run func(context.Context) error) {
+		if !enabled {
+			return
+		}
+		if err := run(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	if has("A") || has("C") {
-		if err := b.singles(ctx, has("A"), has("C"), has("D")); err != nil {
-			return fmt.Errorf("A/C/D: %w", err)
-		}
-	}
-	if has("B") {
-		if err := b.bursts(ctx, has("C")); err != nil {
-			return fmt.Errorf("B: %w", err)
-		}
-	}
-	if has("E") {
-		if err := b.memoryLoaded(ctx); err != nil {
-			return fmt.Errorf("E (loaded): %w", err)
-		}
-	}
+	scenario("E (idle)", has("E"), b.memoryIdle)
+	scenario("A/C/D", has("A") || has("C"), func(ctx context.Context) error { return b.singles(ctx, has("A"), has("C"), has("D")) })
+	scenario("B", has("B"), func(ctx context.Context) error { return b.bursts(ctx, has("C")) })
+	scenario("E (loaded)", has("E"), b.memoryLoaded)
 	b.results["wall_s"] = time.Since(start).Seconds()
 	b.printTable()
-	return b.writeJSON()
+	return errors.Join(append(failed, b.writeJSON())...)
 }
 
 func (b *bench) writeJSON() error {

@@ -233,7 +233,7 @@ func finish(in Input, result cnatv1alpha1.Result, reason, message string, pod *c
 	}
 	setCondition(status, in, conditionType, metav1.ConditionTrue, reason, message)
 	return Action{
-		Kind: WriteStatus, Status: status, RequeueAfter: ttl(in.At),
+		Kind: WriteStatus, Status: status, RequeueAfter: untilExpiry(in.At),
 		Event: &Event{Type: eventType, Reason: string(result), Note: reason + ": " + message},
 	}
 }
@@ -252,6 +252,15 @@ func expire(in Input) Action {
 		return Action{Kind: Wait, RequeueAfter: left}
 	}
 	return Action{Kind: DeleteAt}
+}
+
+// untilExpiry is how long after finishing to come back and delete the At:
+// never without a TTL, at once (not "never") for a TTL of zero.
+func untilExpiry(at *cnatv1alpha1.At) time.Duration {
+	if at.Spec.TTLSecondsAfterFinished == nil {
+		return 0
+	}
+	return max(ttl(at), time.Nanosecond)
 }
 
 func ttl(at *cnatv1alpha1.At) time.Duration {
