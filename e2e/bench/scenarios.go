@@ -48,7 +48,7 @@ func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
 			}
 			continue
 		}
-		boundary := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
+		boundary := nextMinuteAtLeast(10 * time.Second)
 		k := min(b.o.cronPerMinute, cLeft)
 		names := make([]string, k)
 		for j := range names {
@@ -160,7 +160,7 @@ func (b *bench) cronBurst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	boundary := time.Now().Add(b.o.burstLead).Truncate(time.Minute).Add(time.Minute)
+	boundary := nextMinuteAtLeast(b.o.burstLead)
 	err = b.createBefore(ctx, boundary, "CronJobs", b.o.cronBurst, func(i int) error {
 		return b.c.Create(ctx, cronJob(ns, fmt.Sprintf("cron-burst-%d", i), b.o.image))
 	})
@@ -176,6 +176,18 @@ func (b *bench) cronBurst(ctx context.Context) error {
 	b.results["cronjob_burst_first_pod_s"] = lags[0].Seconds()
 	b.results["cronjob_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
 	return nil
+}
+
+// nextMinuteAtLeast is the minute boundary at which a CronJob created now
+// fires, once at least lead is left before it; it waits out a boundary that
+// is too close (a CronJob fires at the first boundary after its creation).
+func nextMinuteAtLeast(lead time.Duration) time.Time {
+	boundary := time.Now().Truncate(time.Minute).Add(time.Minute)
+	if time.Until(boundary) < lead {
+		time.Sleep(time.Until(boundary) + 100*time.Millisecond)
+		boundary = boundary.Add(time.Minute)
+	}
+	return boundary
 }
 
 // watchedNamespace creates a namespace and watches its pods and Ats.
