@@ -10,9 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,40 +65,18 @@ func (b *bench) deleteNamespace(ctx context.Context, name string, wait bool) {
 	}
 }
 
-// parallel runs create(0..n-1) on --workers goroutines.
+// parallel runs create(0..n-1) on at most --workers goroutines and stops
+// starting new ones at the first error.
 func (b *bench) parallel(ctx context.Context, n int, create func(i int) error) error {
-	next := make(chan int)
-	errs := make(chan error, b.o.workers)
-	var wg sync.WaitGroup
-	for range b.o.workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := create(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	var err error
-feed:
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.o.workers)
 	for i := range n {
-		select {
-		case next <- i:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return create(i) })
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	if err == nil {
-		err = <-errs
-	}
-	return err
+	return g.Wait()
 }
 
 func runnerPod(image string) corev1.PodSpec {
