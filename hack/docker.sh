@@ -54,9 +54,13 @@ install_packages() {
 
 # start_dockerd: dockerd in the background, detached from this shell, so it
 # outlives `make`. Its pid file marks it as ours (restart_dockerd needs that).
+# The pid file is written here, from $!, not by dockerd: a pid file left by a
+# dockerd that died with the machine would otherwise read as "dockerd exited"
+# before the new one gets to overwrite it.
 start_dockerd() {
   log "starting dockerd (log: $DOCKERD_LOG)"
-  setsid dockerd --pidfile="$DOCKERD_PIDFILE" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  echo $! >"$DOCKERD_PIDFILE"
   disown
   wait_for_dockerd
 }
