@@ -95,6 +95,10 @@ KIND_CONFIG=$HACK_DIR/kind-config.yaml
 # recreates the cluster the way a changed node image does.
 CONFIG_MARK=/kind/cnat-kind-config.sha256
 config_hash() { sha256sum <"$KIND_CONFIG" | cut -c1-12; }
+# etcd keeps its data on the node's tmpfs (see kind-config.yaml), so a node
+# restarted by Docker comes back with an empty etcd: no RBAC bindings, no
+# workloads. A mark on the same tmpfs tells such a node from a healthy one.
+ETCD_MARK=/tmp/cnat-etcd-since-create
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$CLUSTER_NAME"; }
 
@@ -107,6 +111,8 @@ ensure_cluster() {
     config=$(docker exec "$node" cat "$CONFIG_MARK" 2>/dev/null || true)
     if [ "$have" != "$KIND_NODE_IMAGE true" ] || [ "$config" != "$(config_hash)" ]; then
       log "cluster $CLUSTER_NAME is stale or stopped (node: ${have:-missing}, config ${config:-unknown}; want $KIND_NODE_IMAGE, config $(config_hash)): recreating"
+    elif ! docker exec "$node" test -e "$ETCD_MARK"; then
+      log "cluster $CLUSTER_NAME's node has restarted since it was created, and its etcd (on tmpfs) with it: recreating"
     elif "$KIND" export kubeconfig --name "$CLUSTER_NAME" 2>/dev/null &&
       kubectl_ get --raw /readyz --request-timeout=10s >/dev/null 2>&1; then
       log "reusing cluster $CLUSTER_NAME (node image $KIND_NODE_IMAGE)"
@@ -117,7 +123,7 @@ ensure_cluster() {
     "$KIND" delete cluster --name "$CLUSTER_NAME"
   fi
   "$KIND" create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --config "$KIND_CONFIG"
-  docker exec "$node" sh -c "echo $(config_hash) >$CONFIG_MARK"
+  docker exec "$node" sh -c "echo $(config_hash) >$CONFIG_MARK && touch $ETCD_MARK"
 }
 
 # wait_ready WHAT KUBECTL_WAIT_ARGS...: retries `kubectl wait` until the deadline;
