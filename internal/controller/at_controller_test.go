@@ -179,6 +179,17 @@ func TestMissedStartingDeadline(t *testing.T) {
 	if pods := podsOf(t, k8sClient, obj); len(pods) != 0 {
 		t.Errorf("a missed At created pod %s", pods[0].Name)
 	}
+	// status.phase and status.result are the CRD's selectable fields.
+	for fields, want := range map[string]int{"status.phase=DONE": 1, "status.result=Missed": 1, "status.phase=PENDING": 0} {
+		name, value, _ := strings.Cut(fields, "=")
+		var ats cnatv1alpha1.AtList
+		if err := k8sClient.List(context.Background(), &ats, client.InNamespace(ns), client.MatchingFields{name: value}); err != nil {
+			t.Fatalf("listing Ats by %s: %v", fields, err)
+		}
+		if len(ats.Items) != want {
+			t.Errorf("--field-selector %s lists %d Ats, want %d", fields, len(ats.Items), want)
+		}
+	}
 }
 
 func TestScheduleEditedWhilePendingIsRetimed(t *testing.T) {
