@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -106,17 +107,37 @@ func (b *bench) singleAt(ctx context.Context, ns, name string, pods, ats *tracke
 	}
 	seen, err := pods.waitSeen(ctx, string(obj.UID), 30*time.Second)
 	if err != nil {
-		return 0, 0, fmt.Errorf("At %s: pod %w", name, err)
+		return 0, 0, fmt.Errorf("pod of At %s: %w", name, err)
 	}
 	if _, err := ats.waitSeen(ctx, name, time.Minute); err != nil {
-		return 0, 0, fmt.Errorf("At %s: DONE %w", name, err)
+		return 0, 0, fmt.Errorf("DONE of At %s: %w", name, err)
 	}
 	return seen.Sub(schedule), ats.count(name) + 1, nil
 }
 
-// bursts runs B: N Ats at one instant, and, with C, N CronJobs on one minute boundary.
+// bursts runs B: N Ats at one instant; the same N pods created directly, as
+// the ceiling of what the API server and the node accept; and, with C, N
+// CronJobs on one minute boundary.
 func (b *bench) bursts(ctx context.Context, runC bool) error {
+	if err := b.atBurst(ctx); err != nil {
+		return err
+	}
+	if err := b.directBurst(ctx); err != nil {
+		return err
+	}
+	if runC {
+		return b.cronBurst(ctx)
+	}
+	return nil
+}
+
+func (b *bench) atBurst(ctx context.Context) error {
 	ns, pods, ats, err := b.watchedNamespace(ctx, "bench-burst")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, ns, true)
+	before, err := b.managerMetrics(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,15 +151,17 @@ func (b *bench) bursts(ctx context.Context, runC bool) error {
 	if err != nil {
 		return err
 	}
-	pods.waitUntil(ctx, schedule.Add(5*time.Minute), func() bool { return len(pods.times()) >= b.o.burst })
+	lags, err := b.waitAllPods(ctx, pods, b.o.burst, schedule)
+	if err != nil {
+		return err
+	}
 	b.results["burst_n"] = float64(b.o.burst)
-	if lags := sinceAll(pods.times(), schedule); len(lags) == b.o.burst {
-		b.results["burst_first_pod_s"] = lags[0].Seconds()
-		b.results["burst_p50_pod_s"] = percentile(lags, 0.50).Seconds()
-		b.results["burst_p99_pod_s"] = percentile(lags, 0.99).Seconds()
-		b.results["burst_last_pod_s"] = lags[len(lags)-1].Seconds()
-	} else {
-		return fmt.Errorf("only %d of %d burst pods appeared within 5 minutes", len(lags), b.o.burst)
+	b.results["burst_first_pod_s"] = lags[0].Seconds()
+	b.results["burst_p50_pod_s"] = percentile(lags, 0.50).Seconds()
+	b.results["burst_p99_pod_s"] = percentile(lags, 0.99).Seconds()
+	b.results["burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	if err := b.explainBurst(ctx, before); err != nil {
+		return err
 	}
 	if ats.waitUntil(ctx, schedule.Add(b.o.burstDoneWait), func() bool { return len(ats.times()) >= b.o.burst }) {
 		done := sinceAll(ats.times(), schedule)
@@ -146,10 +169,93 @@ func (b *bench) bursts(ctx context.Context, runC bool) error {
 	} else {
 		fmt.Printf("burst: only %d of %d Ats DONE after %s; burst_all_done_s left out\n", len(ats.times()), b.o.burst, b.o.burstDoneWait)
 	}
-	b.deleteNamespace(ctx, ns, true)
-	if runC {
-		return b.cronBurst(ctx)
+	return nil
+}
+
+// waitAllPods waits up to 5 minutes for n pods and returns their lags after ref, sorted.
+func (b *bench) waitAllPods(ctx context.Context, pods *tracker, n int, ref time.Time) ([]time.Duration, error) {
+	pods.waitUntil(ctx, ref.Add(5*time.Minute), func() bool { return len(pods.times()) >= n })
+	lags := sinceAll(pods.times(), ref)
+	if len(lags) < n {
+		return nil, fmt.Errorf("only %d of %d burst pods appeared within 5 minutes", len(lags), n)
 	}
+	return lags, nil
+}
+
+// explainBurst says where the manager's time went during the burst, from its
+// own metrics: waiting in the workqueue, reconciling, and within that waiting
+// on the API server or on the client's QPS limiter.
+func (b *bench) explainBurst(ctx context.Context, before metricsText) error {
+	after, err := b.managerMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range []struct {
+		key, metric string
+		labels      []string
+	}{
+		{"burst_mean_queue_wait_ms", "workqueue_queue_duration_seconds", []string{`name="at"`}},
+		{"burst_mean_reconcile_ms", "controller_runtime_reconcile_time_seconds", []string{`controller="at"`}},
+		{"burst_mean_pod_create_ms", "rest_client_request_duration_seconds", []string{`verb="POST"`}},
+		{"burst_mean_status_patch_ms", "rest_client_request_duration_seconds", []string{`verb="PATCH"`}},
+		{"burst_mean_client_throttle_ms", "rest_client_rate_limiter_duration_seconds", nil},
+	} {
+		mean, err := meanBetween(before, after, m.metric, m.labels...)
+		if err != nil {
+			return err
+		}
+		b.results[m.key] = mean * 1000
+	}
+	return nil
+}
+
+// meanBetween is a histogram's mean over the observations made between two scrapes.
+func meanBetween(before, after metricsText, histogram string, labels ...string) (float64, error) {
+	var v [4]float64
+	for i, read := range []struct {
+		m      metricsText
+		series string
+	}{{before, "_sum"}, {after, "_sum"}, {before, "_count"}, {after, "_count"}} {
+		x, err := read.m.sum(histogram+read.series, labels...)
+		if err != nil {
+			return 0, err
+		}
+		v[i] = x
+	}
+	if v[3] == v[2] {
+		return 0, nil
+	}
+	return (v[1] - v[0]) / (v[3] - v[2]), nil
+}
+
+// directBurst creates the burst's pods itself, with as many workers as the
+// manager has reconcilers, and times them from the first create: how fast
+// this API server and node accept pods with no controller in between.
+func (b *bench) directBurst(ctx context.Context) error {
+	ns, err := b.namespace(ctx, "bench-direct")
+	if err != nil {
+		return err
+	}
+	defer b.deleteNamespace(ctx, ns, true)
+	pods, err := watchPods(ctx, b.c, ns)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = b.parallel(ctx, b.o.burst, func(i int) error {
+		name := fmt.Sprintf("direct-%d", i)
+		pod := &corev1.Pod{Spec: runnerPod(b.o.image)}
+		pod.Name, pod.Namespace, pod.Labels = name, ns, map[string]string{trialLabel: name}
+		return b.c.Create(ctx, pod)
+	})
+	if err != nil {
+		return fmt.Errorf("creating %d pods: %w", b.o.burst, err)
+	}
+	lags, err := b.waitAllPods(ctx, pods, b.o.burst, start)
+	if err != nil {
+		return err
+	}
+	b.results["direct_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
 	return nil
 }
 

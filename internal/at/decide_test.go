@@ -165,7 +165,7 @@ func TestDecide(t *testing.T) {
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
 				exitCode: ptr.To[int32](0), requeueAfter: 30 * time.Second}},
 		{name: "finishing with ttlSecondsAfterFinished 0: come back at once to delete",
-			at: newAt(runningStatus, func(a *cnatv1alpha1.At) { a.Spec.TTLSecondsAfterFinished = ptr.To[int32](0) }),
+			at:  newAt(runningStatus, func(a *cnatv1alpha1.At) { a.Spec.TTLSecondsAfterFinished = ptr.To[int32](0) }),
 			pod: ownPod(running, corev1.PodSucceeded, exited(0, "")), now: schedule.Add(time.Second),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
 				exitCode: ptr.To[int32](0), requeueAfter: time.Nanosecond}},

@@ -19,4 +19,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(startLag, runsTotal)
+	// Whether a slow burst waits on the API server or on the client's own
+	// QPS limiter is the first question when tuning --kube-api-qps.
+	metrics.RegisterRESTClientMetrics(metrics.MetricRequestLatency, metrics.MetricRateLimiterLatency)
 }

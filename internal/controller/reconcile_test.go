@@ -63,8 +63,9 @@ func TestReconcileStartsExactlyAtTheScheduleOfTheInjectedClock(t *testing.T) {
 
 	clock.Step(10*time.Second - time.Millisecond) // the timer fired a little early
 	result, obj, pods, err = reconcileOnce(t, r, req)
-	if err != nil || result.RequeueAfter != time.Millisecond || len(pods) != 0 {
-		t.Fatalf("1ms before: result=%+v pods=%d err=%v; want a requeue for the remaining 1ms and no pod", result, len(pods), err)
+	if err != nil || result.RequeueAfter != time.Millisecond || obj.Status.Phase != cnatv1alpha1.PhasePending || len(pods) != 0 {
+		t.Fatalf("1ms before: result=%+v phase=%s pods=%d err=%v; want still PENDING, a requeue for the remaining 1ms and no pod",
+			result, obj.Status.Phase, len(pods), err)
 	}
 
 	clock.Step(time.Millisecond)
