@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # End-to-end tests on kind: brings the cluster up (reused when warm), then runs
 # the e2e-framework features (which deploy the ko-built manager) and the
-# chainsaw suites against it. JUnit reports go to $ARTIFACTS. Both tiers run
-# even if the first fails; the exit code says whether everything passed.
+# chainsaw suites against it. JUnit reports go to $ARTIFACTS and are summed up
+# in one closing line. Both tiers run even if the first fails; the exit code
+# says whether everything passed.
 #
 # Extra arguments go to the e2e-framework run, e.g. hack/e2e.sh -args --labels area=timing
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ARTIFACTS=${ARTIFACTS:-$REPO_ROOT/_artifacts}
+REPORTS=("$ARTIFACTS/junit-e2e-framework.xml" "$ARTIFACTS/junit-chainsaw.xml")
 mkdir -p "$ARTIFACTS"
+# A report left by an earlier run must not stand in for one this run failed to write.
+rm -f "${REPORTS[@]}"
 cd "$REPO_ROOT"
 
 step "cluster up (hack/cluster.sh up)" "$HACK_DIR/cluster.sh" up
@@ -22,7 +26,8 @@ export E2E_KEEP_CLUSTER=1 ARTIFACTS
 
 rc=0
 (step "e2e-framework features (go test ./e2e/)" go tool gotestsum --format standard-verbose \
-  --junitfile "$ARTIFACTS/junit-e2e-framework.xml" -- -count=1 -timeout 30m ./e2e/ "$@") || rc=1
+  --junitfile "${REPORTS[0]}" -- -count=1 -timeout 30m ./e2e/ "$@") || rc=1
 (step "chainsaw suites (e2e/chainsaw)" "$CHAINSAW" test --config e2e/chainsaw/.chainsaw.yaml \
   --kube-context "kind-$KIND_CLUSTER_NAME" --report-path "$ARTIFACTS" e2e/chainsaw) || rc=1
+go run ./hack/junit-summary "${REPORTS[@]}" || rc=1
 exit "$rc"

@@ -184,7 +184,8 @@ func (b *bench) waitAllPods(ctx context.Context, pods *tracker, n int, ref time.
 
 // explainBurst says where the manager's time went during the burst, from its
 // own metrics: waiting in the workqueue, reconciling, and within that waiting
-// on the API server or on the client's QPS limiter.
+// on the API server (POST: pods and events; PATCH: status) or on the
+// client's QPS limiter.
 func (b *bench) explainBurst(ctx context.Context, before metricsText) error {
 	after, err := b.managerMetrics(ctx)
 	if err != nil {
@@ -196,8 +197,8 @@ func (b *bench) explainBurst(ctx context.Context, before metricsText) error {
 	}{
 		{"burst_mean_queue_wait_ms", "workqueue_queue_duration_seconds", []string{`name="at"`}},
 		{"burst_mean_reconcile_ms", "controller_runtime_reconcile_time_seconds", []string{`controller="at"`}},
-		{"burst_mean_pod_create_ms", "rest_client_request_duration_seconds", []string{`verb="POST"`}},
-		{"burst_mean_status_patch_ms", "rest_client_request_duration_seconds", []string{`verb="PATCH"`}},
+		{"burst_mean_post_ms", "rest_client_request_duration_seconds", []string{`verb="POST"`}},
+		{"burst_mean_patch_ms", "rest_client_request_duration_seconds", []string{`verb="PATCH"`}},
 		{"burst_mean_client_throttle_ms", "rest_client_rate_limiter_duration_seconds", nil},
 	} {
 		mean, err := meanBetween(before, after, m.metric, m.labels...)
