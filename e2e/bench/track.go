@@ -7,7 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
@@ -101,16 +104,34 @@ func (t *tracker) waitSeen(ctx context.Context, key string, timeout time.Duratio
 	return w, nil
 }
 
+// watchFrom streams the events of list's kind in ns from now on. The API
+// server may close a watch at any time (for one, when its reader falls
+// behind, as this program can while a burst takes the node's two cores);
+// RetryWatcher re-opens it where it left off instead of ending the stream.
+func watchFrom(ctx context.Context, c client.WithWatch, list client.ObjectList, ns string) (<-chan watch.Event, error) {
+	if err := c.List(ctx, list, client.InNamespace(ns), client.Limit(1)); err != nil {
+		return nil, fmt.Errorf("listing %T in %s: %w", list, ns, err)
+	}
+	lw := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		return c.Watch(ctx, list.DeepCopyObject().(client.ObjectList), client.InNamespace(ns), &client.ListOptions{Raw: &o})
+	}}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.GetResourceVersion(), lw)
+	if err != nil {
+		return nil, fmt.Errorf("watching %T in %s: %w", list, ns, err)
+	}
+	return w.ResultChan(), nil
+}
+
 // watchPods records when each pod of ns is first ADDED, keyed by the At UID
 // (At pods) or the trial label (CronJob pods).
 func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
-	w, err := c.Watch(ctx, &corev1.PodList{}, client.InNamespace(ns))
+	events, err := watchFrom(ctx, c, &corev1.PodList{}, ns)
 	if err != nil {
-		return nil, fmt.Errorf("watching pods in %s: %w", ns, err)
+		return nil, err
 	}
 	t := newTracker()
 	go func() {
-		for ev := range w.ResultChan() {
+		for ev := range events {
 			now := time.Now()
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok || ev.Type != watch.Added {
@@ -128,13 +149,13 @@ func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, er
 
 // watchAts counts each At's MODIFIED events and records when it is first seen DONE.
 func watchAts(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
-	w, err := c.Watch(ctx, &cnatv1alpha1.AtList{}, client.InNamespace(ns))
+	events, err := watchFrom(ctx, c, &cnatv1alpha1.AtList{}, ns)
 	if err != nil {
-		return nil, fmt.Errorf("watching Ats in %s: %w", ns, err)
+		return nil, err
 	}
 	t := newTracker()
 	go func() {
-		for ev := range w.ResultChan() {
+		for ev := range events {
 			now := time.Now()
 			obj, ok := ev.Object.(*cnatv1alpha1.At)
 			if !ok || ev.Type != watch.Modified {
