@@ -233,15 +233,11 @@ func meanBetween(before, after metricsText, histogram string, labels ...string) 
 // manager has reconcilers, and times them from the first create: how fast
 // this API server and node accept pods with no controller in between.
 func (b *bench) directBurst(ctx context.Context) error {
-	ns, err := b.namespace(ctx, "bench-direct")
+	ns, pods, _, err := b.watchedNamespace(ctx, "bench-direct")
 	if err != nil {
 		return err
 	}
 	defer b.deleteNamespace(ctx, ns, true)
-	pods, err := watchPods(ctx, b.c, ns)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	err = b.parallel(ctx, b.o.burst, func(i int) error {
 		name := fmt.Sprintf("direct-%d", i)
@@ -261,15 +257,11 @@ func (b *bench) directBurst(ctx context.Context) error {
 }
 
 func (b *bench) cronBurst(ctx context.Context) error {
-	ns, err := b.namespace(ctx, "bench-cronburst")
+	ns, pods, _, err := b.watchedNamespace(ctx, "bench-cronburst")
 	if err != nil {
 		return err
 	}
 	defer b.deleteNamespace(ctx, ns, true)
-	pods, err := watchPods(ctx, b.c, ns)
-	if err != nil {
-		return err
-	}
 	boundary := nextMinuteAtLeast(b.o.burstLead)
 	err = b.createBefore(ctx, boundary, "CronJobs", b.o.cronBurst, func(i int) error {
 		return b.c.Create(ctx, cronJob(ns, fmt.Sprintf("cron-burst-%d", i), b.o.image))
