@@ -56,7 +56,8 @@ install_packages() {
 # outlives `make`. Its pid file marks it as ours (restart_dockerd needs that).
 # The pid file is written here, from $!, not by dockerd: a pid file left by a
 # dockerd that died with the machine would otherwise read as "dockerd exited"
-# before the new one gets to overwrite it.
+# before the new one gets to overwrite it. ($! is dockerd itself: without job
+# control a background job is not a group leader, so setsid does not fork.)
 start_dockerd() {
   log "starting dockerd (log: $DOCKERD_LOG)"
   setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &

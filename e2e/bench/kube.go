@@ -139,10 +139,11 @@ func (m metricsText) sum(name string, labels ...string) (float64, error) {
 	total := 0.0
 	for sc := bufio.NewScanner(strings.NewReader(string(m))); sc.Scan(); {
 		line := sc.Text()
-		series, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
+		space := strings.LastIndexByte(line, ' ')
+		if space < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
+		series, value := line[:space], line[space+1:]
 		metric, labelSet, _ := strings.Cut(series, "{")
 		if metric != name || !containsAll(labelSet, labels) {
 			continue

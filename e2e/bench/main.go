@@ -118,7 +118,10 @@ func run(o options) error {
 		if !enabled {
 			return
 		}
-		if err := run(ctx); err != nil {
+		// Cancelling stops the scenario's watches when it is over.
+		scenarioCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if err := run(scenarioCtx); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
 			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -107,7 +108,8 @@ func (t *tracker) waitSeen(ctx context.Context, key string, timeout time.Duratio
 // watchFrom streams the events of list's kind in ns from now on. The API
 // server may close a watch at any time (for one, when its reader falls
 // behind, as this program can while a burst takes the node's two cores);
-// RetryWatcher re-opens it where it left off instead of ending the stream.
+// RetryWatcher re-opens it where it left off. It gives up only on an error it
+// cannot resume from (such as 410 Gone), which the trackers print.
 func watchFrom(ctx context.Context, c client.WithWatch, list client.ObjectList, ns string) (<-chan watch.Event, error) {
 	if err := c.List(ctx, list, client.InNamespace(ns), client.Limit(1)); err != nil {
 		return nil, fmt.Errorf("listing %T in %s: %w", list, ns, err)
@@ -122,6 +124,13 @@ func watchFrom(ctx context.Context, c client.WithWatch, list client.ObjectList, 
 	return w.ResultChan(), nil
 }
 
+// warnOnError prints a watch's error event: after one, the tracker sees no more.
+func warnOnError(ns string, ev watch.Event) {
+	if ev.Type == watch.Error {
+		fmt.Printf("watch in %s ended: %v\n", ns, apierrors.FromObject(ev.Object))
+	}
+}
+
 // watchPods records when each pod of ns is first ADDED, keyed by the At UID
 // (At pods) or the trial label (CronJob pods).
 func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
@@ -133,6 +142,7 @@ func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, er
 	go func() {
 		for ev := range events {
 			now := time.Now()
+			warnOnError(ns, ev)
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok || ev.Type != watch.Added {
 				continue
@@ -157,6 +167,7 @@ func watchAts(ctx context.Context, c client.WithWatch, ns string) (*tracker, err
 	go func() {
 		for ev := range events {
 			now := time.Now()
+			warnOnError(ns, ev)
 			obj, ok := ev.Object.(*cnatv1alpha1.At)
 			if !ok || ev.Type != watch.Modified {
 				continue
