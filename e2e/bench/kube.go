@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -52,16 +53,20 @@ func (b *bench) namespace(ctx context.Context, prefix string) (string, error) {
 
 // deleteNamespace deletes ns; with wait, until it is gone (so the next
 // scenario starts on a quiet node), or 5 minutes have passed.
-func (b *bench) deleteNamespace(ctx context.Context, name string, wait bool) {
+func (b *bench) deleteNamespace(ctx context.Context, name string, untilGone bool) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := b.c.Delete(ctx, ns); err != nil {
 		fmt.Printf("deleting namespace %s: %v\n", name, err)
 		return
 	}
-	for deadline := time.Now().Add(5 * time.Minute); wait && time.Now().Before(deadline); time.Sleep(2 * time.Second) {
-		if apierrors.IsNotFound(b.c.Get(ctx, client.ObjectKeyFromObject(ns), ns)) {
-			return
-		}
+	if !untilGone {
+		return
+	}
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		return apierrors.IsNotFound(b.c.Get(ctx, client.ObjectKeyFromObject(ns), ns)), nil
+	})
+	if err != nil {
+		fmt.Printf("namespace %s not gone after 5 minutes; going on\n", name)
 	}
 }
 
