@@ -21,7 +21,9 @@ const (
 	Wait Kind = "Wait"
 	// WriteStatus: write Status.
 	WriteStatus Kind = "WriteStatus"
-	// StartPod: create Pod, then write Status (which records it as RUNNING).
+	// StartPod: create Pod. RUNNING is written once the pod is seen, by a
+	// later, lower-priority reconcile: in a burst of Ats due at one instant,
+	// every pod is created before any status is written.
 	StartPod Kind = "StartPod"
 	// DeleteAt: the At's time to live after finishing is over.
 	DeleteAt Kind = "DeleteAt"
@@ -48,8 +50,10 @@ type Event struct {
 
 // Action is the one next step for an At.
 type Action struct {
-	Kind         Kind
+	Kind Kind
+	// Pod is the pod StartPod creates, for the instant Schedule.
 	Pod          *corev1.Pod
+	Schedule     time.Time
 	Status       *cnatv1alpha1.AtStatus
 	RequeueAfter time.Duration
 	Event        *Event
@@ -88,7 +92,7 @@ func Decide(in Input) Action {
 		return finish(in, cnatv1alpha1.ResultFailed, cnatv1alpha1.ReasonPodRejected,
 			"the API server refused the pod: "+in.PodRejected.Error(), nil)
 	case in.Pod != nil:
-		return observe(in)
+		return observe(in, schedule)
 	case at.Status.Phase == cnatv1alpha1.PhaseRunning:
 		return finish(in, cnatv1alpha1.ResultFailed, cnatv1alpha1.ReasonPodDeleted,
 			fmt.Sprintf("pod %s was deleted before it finished; the command is not run again", at.Status.PodName), nil)
@@ -99,7 +103,7 @@ func Decide(in Input) Action {
 			fmt.Sprintf("could not start until %s after the schedule, past startingDeadlineSeconds=%d",
 				in.Now.Sub(schedule).Round(time.Millisecond), *at.Spec.StartingDeadlineSeconds), nil)
 	default:
-		return start(in, schedule)
+		return Action{Kind: StartPod, Pod: PodFor(in.At, in.DefaultImage, in.Now), Schedule: schedule}
 	}
 }
 
@@ -140,26 +144,12 @@ func pending(in Input, schedule time.Time) Action {
 	}
 }
 
-func start(in Input, schedule time.Time) Action {
-	pod := PodFor(in.At, in.DefaultImage)
-	status := in.At.Status.DeepCopy()
-	status.Phase = cnatv1alpha1.PhaseRunning
-	status.ScheduledTime = microTime(schedule)
-	status.PodName = pod.Name
-	status.StartTime = microTime(in.Now)
-	status.Reason = cnatv1alpha1.ReasonPodCreated
-	status.Message = fmt.Sprintf("pod %s created %s after the schedule", pod.Name, in.Now.Sub(schedule))
-	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
-	return Action{
-		Kind: StartPod, Pod: pod, Status: status,
-		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message},
-	}
-}
-
-// observe follows the At's own pod to its end.
-func observe(in Input) Action {
+// observe follows the At's own pod to its end, recording RUNNING first.
+func observe(in Input, schedule time.Time) Action {
 	pod := in.Pod
 	switch {
+	case in.At.Status.Phase != cnatv1alpha1.PhaseRunning:
+		return running(in, schedule)
 	case pod.Status.Phase == corev1.PodSucceeded:
 		return finish(in, cnatv1alpha1.ResultSucceeded, cnatv1alpha1.ReasonSucceeded, "command exited with code 0", pod)
 	case pod.Status.Phase == corev1.PodFailed:
@@ -168,20 +158,41 @@ func observe(in Input) Action {
 	case pod.DeletionTimestamp != nil:
 		return finish(in, cnatv1alpha1.ResultFailed, cnatv1alpha1.ReasonPodDeleted,
 			fmt.Sprintf("pod %s is being deleted before it finished; the command is not run again", pod.Name), pod)
-	case in.At.Status.Phase != cnatv1alpha1.PhaseRunning:
-		// The pod was created but RUNNING was never recorded (a restart or a
-		// write conflict in between): adopt it rather than start another.
-		status := in.At.Status.DeepCopy()
-		status.Phase = cnatv1alpha1.PhaseRunning
-		recordPod(status, pod)
-		status.Reason = cnatv1alpha1.ReasonPodCreated
-		status.Message = fmt.Sprintf("pod %s was created earlier and is adopted", pod.Name)
-		setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
-		return Action{Kind: WriteStatus, Status: status,
-			Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message}}
 	default:
 		return Action{Kind: Wait}
 	}
+}
+
+// running records the At's pod as RUNNING: the pod this controller just
+// created, or one created before a restart or a failed status write.
+func running(in Input, schedule time.Time) Action {
+	pod := in.Pod
+	status := in.At.Status.DeepCopy()
+	status.Phase = cnatv1alpha1.PhaseRunning
+	status.ScheduledTime = microTime(schedule)
+	status.PodName = pod.Name
+	status.Reason = cnatv1alpha1.ReasonPodCreated
+	if started, ok := PodStartTime(pod); ok {
+		status.StartTime = microTime(started)
+		status.Message = fmt.Sprintf("pod %s created %s after the schedule", pod.Name, started.Sub(schedule))
+	} else {
+		status.StartTime = microTime(pod.CreationTimestamp.Time)
+		status.Message = fmt.Sprintf("pod %s created at %s", pod.Name, pod.CreationTimestamp.UTC().Format(time.RFC3339))
+	}
+	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
+	action := Action{Kind: WriteStatus, Status: status,
+		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message}}
+	if PodEnded(pod) {
+		// No pod event will come to record how it ended.
+		action.RequeueAfter = time.Nanosecond
+	}
+	return action
+}
+
+// PodEnded says whether pod has finished or is going away: nothing more will
+// happen to it that changes its At.
+func PodEnded(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil
 }
 
 // failure names why a pod failed: the pod's own reason (DeadlineExceeded,
@@ -219,7 +230,6 @@ func finish(in Input, result cnatv1alpha1.Result, reason, message string, pod *c
 	status.Message = message
 	status.CompletionTime = microTime(in.Now)
 	if pod != nil {
-		recordPod(status, pod)
 		if term := terminated(pod); term != nil {
 			status.ExitCode = &term.ExitCode
 		}
@@ -268,13 +278,6 @@ func ttl(at *cnatv1alpha1.At) time.Duration {
 		return 0
 	}
 	return time.Duration(*at.Spec.TTLSecondsAfterFinished) * time.Second
-}
-
-func recordPod(status *cnatv1alpha1.AtStatus, pod *corev1.Pod) {
-	status.PodName = pod.Name
-	if status.StartTime == nil {
-		status.StartTime = microTime(pod.CreationTimestamp.Time)
-	}
 }
 
 func setCondition(status *cnatv1alpha1.AtStatus, in Input, conditionType string, value metav1.ConditionStatus, reason, message string) {

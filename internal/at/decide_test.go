@@ -15,6 +15,9 @@ import (
 
 var schedule = time.Date(2026, 2, 10, 20, 35, 0, 0, time.UTC)
 
+// podStart is when ownPod's pods were created.
+var podStart = schedule.Add(1500 * time.Microsecond)
+
 func newAt(mutate ...func(*cnatv1alpha1.At)) *cnatv1alpha1.At {
 	at := &cnatv1alpha1.At{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "ns", UID: "uid-1", Generation: 1},
@@ -45,7 +48,7 @@ func doneStatus(at *cnatv1alpha1.At) {
 }
 
 func ownPod(at *cnatv1alpha1.At, phase corev1.PodPhase, mutate ...func(*corev1.Pod)) *corev1.Pod {
-	pod := PodFor(at, "img")
+	pod := PodFor(at, "img", podStart)
 	pod.Status.Phase = phase
 	for _, m := range mutate {
 		m(pod)
@@ -71,6 +74,8 @@ type want struct {
 	requeueAfter time.Duration
 	terminal     bool
 	condition    string // a condition that must be True
+	// startTime is StartPod's pod's start time or, if RUNNING is written, status.startTime.
+	startTime time.Time
 }
 
 func TestDecide(t *testing.T) {
@@ -98,15 +103,29 @@ func TestDecide(t *testing.T) {
 		{name: "pending and recorded, woken early: wait for the remainder, no write",
 			at: pending, now: schedule.Add(-3 * time.Millisecond),
 			want: want{kind: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: 3 * time.Millisecond}},
-		{name: "schedule reached: create the pod and record RUNNING",
+		{name: "schedule reached: create the pod, stamped with now; RUNNING waits until the pod is seen",
 			at: pending, now: schedule,
-			want: want{kind: StartPod, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, condition: cnatv1alpha1.ConditionStarted}},
+			want: want{kind: StartPod, phase: cnatv1alpha1.PhasePending, startTime: schedule}},
 		{name: "schedule already past at creation: run at once",
 			at: newAt(), now: schedule.Add(time.Hour),
-			want: want{kind: StartPod, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated}},
+			want: want{kind: StartPod, startTime: schedule.Add(time.Hour)}},
 		{name: "past but within startingDeadlineSeconds: run",
 			at: newAt(deadline), now: schedule.Add(10 * time.Second),
-			want: want{kind: StartPod, phase: cnatv1alpha1.PhaseRunning}},
+			want: want{kind: StartPod, startTime: schedule.Add(10 * time.Second)}},
+		{name: "pod seen (just created, or before a restart): RUNNING, started when the pod was created",
+			at: pending, pod: ownPod(pending, corev1.PodPending), now: schedule.Add(time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
+				condition: cnatv1alpha1.ConditionStarted, startTime: podStart}},
+		{name: "pod seen of an At that was never PENDING: RUNNING records the schedule too",
+			at: newAt(), pod: ownPod(newAt(), corev1.PodRunning), now: schedule.Add(time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart}},
+		{name: "pod without its start-time annotation: started at its creationTimestamp",
+			at: pending, pod: ownPod(pending, corev1.PodPending, func(p *corev1.Pod) {
+				delete(p.Annotations, StartTimeAnnotation)
+				p.CreationTimestamp = metav1.NewTime(schedule.Add(time.Second))
+			}),
+			now:  schedule.Add(2 * time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second)}},
 		{name: "past startingDeadlineSeconds: Missed, no pod",
 			at: newAt(deadline), now: schedule.Add(10*time.Second + time.Millisecond),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
@@ -140,12 +159,13 @@ func TestDecide(t *testing.T) {
 			at: running, pod: ownPod(running, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
 			now:  schedule.Add(time.Second),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
-		{name: "restart after the pod was created but before RUNNING was written: adopt, no second pod",
-			at: pending, pod: ownPod(pending, corev1.PodPending), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated}},
-		{name: "pod finished before RUNNING was recorded: straight to DONE",
+		{name: "pod finished before RUNNING was recorded: RUNNING first, then come back at once for DONE",
 			at: pending, pod: ownPod(pending, corev1.PodSucceeded, exited(0, "Completed")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded, exitCode: ptr.To[int32](0)}},
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart, requeueAfter: time.Nanosecond}},
+		{name: "pod being deleted before RUNNING was recorded: RUNNING first, then come back at once",
+			at: pending, pod: ownPod(pending, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
+			now:  schedule.Add(time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart, requeueAfter: time.Nanosecond}},
 		{name: "a pod with that name not owned by this At: Failed, reason names the conflict",
 			at: pending, pod: foreign, now: schedule,
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodConflict}},
@@ -225,13 +245,33 @@ func checkAction(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 		t.Errorf("condition %s not True in %+v", w.condition, status.Conditions)
 	}
 	switch {
-	case action.Kind == StartPod && (action.Pod == nil || action.Pod.Name != status.PodName || status.StartTime == nil):
-		t.Errorf("StartPod must carry the pod and record its name and start time: pod=%v status=%+v", action.Pod, status)
-	case action.Kind != StartPod && action.Pod != nil:
+	case action.Kind == StartPod:
+		checkStartPod(t, at, action, w)
+	case action.Pod != nil:
 		t.Error("only StartPod may carry a pod")
+	case action.Status != nil && status.Phase == cnatv1alpha1.PhaseRunning:
+		if status.PodName != PodName(at) || status.ScheduledTime == nil || !status.ScheduledTime.Time.Equal(schedule) {
+			t.Errorf("RUNNING must name the pod and the schedule: %+v", status)
+		}
+		if status.StartTime == nil || !status.StartTime.Time.Equal(w.startTime) {
+			t.Errorf("startTime = %v, want %s", status.StartTime, w.startTime)
+		}
 	}
 	if status.Phase == cnatv1alpha1.PhaseDone && action.Kind == WriteStatus && status.CompletionTime == nil {
 		t.Error("DONE without completionTime")
+	}
+}
+
+func checkStartPod(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
+	t.Helper()
+	if action.Pod == nil || action.Pod.Name != PodName(at) || action.Status != nil || action.Event != nil {
+		t.Fatalf("StartPod must carry the At's pod and nothing to write: pod=%v status=%v event=%v", action.Pod, action.Status, action.Event)
+	}
+	if !action.Schedule.Equal(schedule) {
+		t.Errorf("schedule = %s, want %s", action.Schedule, schedule)
+	}
+	if started, ok := PodStartTime(action.Pod); !ok || !started.Equal(w.startTime) {
+		t.Errorf("pod start time = %s (%v), want %s", started, ok, w.startTime)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,9 @@ const (
 	AtUIDLabel = "cnat.programming-kubernetes.info/at-uid"
 	// AtNameAnnotation names the At for humans reading the pod.
 	AtNameAnnotation = "cnat.programming-kubernetes.info/at"
+	// StartTimeAnnotation is when the pod was created, to the microsecond
+	// (creationTimestamp has whole seconds): the At's status.startTime.
+	StartTimeAnnotation = "cnat.programming-kubernetes.info/start-time"
 
 	// ContainerName is the name of the one container that runs the command.
 	ContainerName = "command"
@@ -50,9 +54,10 @@ func PodName(at *cnatv1alpha1.At) string {
 	return strings.TrimRight(prefix, "-") + "-" + suffix
 }
 
-// PodFor builds the pod that runs at's command: one container, never
-// restarted, with the Pod Security "restricted" profile's settings.
-func PodFor(at *cnatv1alpha1.At, defaultImage string) *corev1.Pod {
+// PodFor builds the pod that runs at's command, created at start: one
+// container, never restarted, with the Pod Security "restricted" profile's
+// settings.
+func PodFor(at *cnatv1alpha1.At, defaultImage string, start time.Time) *corev1.Pod {
 	image := at.Spec.Image
 	if image == "" {
 		image = defaultImage
@@ -65,7 +70,10 @@ func PodFor(at *cnatv1alpha1.At, defaultImage string) *corev1.Pod {
 				ManagedByLabel: ManagedByValue,
 				AtUIDLabel:     string(at.UID),
 			},
-			Annotations: map[string]string{AtNameAnnotation: at.Name},
+			Annotations: map[string]string{
+				AtNameAnnotation:    at.Name,
+				StartTimeAnnotation: start.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
+			},
 			OwnerReferences: []metav1.OwnerReference{
 				*metav1.NewControllerRef(at, cnatv1alpha1.GroupVersion.WithKind("At")),
 			},
@@ -95,4 +103,10 @@ func PodFor(at *cnatv1alpha1.At, defaultImage string) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// PodStartTime reads StartTimeAnnotation; false when it is missing or garbled.
+func PodStartTime(pod *corev1.Pod) (time.Time, bool) {
+	started, err := time.Parse(time.RFC3339Nano, pod.Annotations[StartTimeAnnotation])
+	return started, err == nil
 }

@@ -3,6 +3,7 @@ package at
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,7 +40,9 @@ func TestPodFor(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "ns", UID: "u1"},
 		Spec:       cnatv1alpha1.AtSpec{Command: "echo hi; exit 3"},
 	}
-	pod := PodFor(at, "default-image")
+	start := time.Date(2026, 2, 10, 20, 35, 0, 123456789, time.UTC)
+	pod := PodFor(at, "default-image", start)
+	started, startedOK := PodStartTime(pod)
 	c := pod.Spec.Containers[0]
 	checks := map[string]bool{
 		"name is PodName":                pod.Name == PodName(at) && pod.Namespace == "ns",
@@ -56,6 +59,7 @@ func TestPodFor(t *testing.T) {
 		"no privilege escalation":        !*c.SecurityContext.AllowPrivilegeEscalation,
 		"no service account token":       !*pod.Spec.AutomountServiceAccountToken,
 		"short termination grace":        *pod.Spec.TerminationGracePeriodSeconds <= 10,
+		"start time to the microsecond":  startedOK && started.Equal(start.Truncate(time.Microsecond)),
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -63,7 +67,7 @@ func TestPodFor(t *testing.T) {
 		}
 	}
 	at.Spec.Image = "own:1"
-	if got := PodFor(at, "default-image").Spec.Containers[0].Image; got != "own:1" {
+	if got := PodFor(at, "default-image", start).Spec.Containers[0].Image; got != "own:1" {
 		t.Errorf("spec.image ignored: %q", got)
 	}
 }

@@ -9,15 +9,21 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -109,6 +115,8 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 		if retry != nil {
 			return r.act(ctx, obj, *retry)
 		}
+		log.Info("pod created", "pod", action.Pod.Name)
+		return ctrl.Result{}, nil
 	}
 	if err := r.writeStatus(ctx, obj, action.Status); err != nil {
 		return ctrl.Result{}, err
@@ -128,12 +136,14 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 }
 
 // requeue turns Decide's wait, counted from decidedAt, into a requeue counted
-// from now: the writes in between must not make the wake-up late.
+// from now: the writes in between must not make the wake-up late. A timed
+// wake-up is a deadline, so it goes ahead of the low-priority pod events
+// whatever the priority of the event that led here.
 func (r *AtReconciler) requeue(decidedAt time.Time, after time.Duration) ctrl.Result {
 	if after <= 0 {
 		return ctrl.Result{}
 	}
-	return ctrl.Result{RequeueAfter: max(after-r.Clock.Since(decidedAt), time.Nanosecond)}
+	return ctrl.Result{RequeueAfter: max(after-r.Clock.Since(decidedAt), time.Nanosecond), Priority: ptr.To(0)}
 }
 
 // createPod creates the At's pod. When the API server refuses it for a reason
@@ -144,7 +154,7 @@ func (r *AtReconciler) createPod(ctx context.Context, obj *cnatv1alpha1.At, acti
 	err := r.Client.Create(ctx, pod)
 	switch {
 	case err == nil:
-		startLag.Observe(r.Clock.Since(action.Status.ScheduledTime.Time).Seconds())
+		startLag.Observe(r.Clock.Since(action.Schedule).Seconds())
 		return nil, nil
 	case apierrors.IsAlreadyExists(err):
 		existing := &corev1.Pod{}
@@ -176,28 +186,52 @@ func (r *AtReconciler) writeStatus(ctx context.Context, obj *cnatv1alpha1.At, st
 
 // SetupWithManager watches Ats and the pods they own. Only events that can
 // change a decision pass: a new spec (not our own status writes), a pod that
-// finished, is being deleted or is gone.
+// appeared, ended, started being deleted or is gone.
 func (r *AtReconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&cnatv1alpha1.At{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&corev1.Pod{}, builder.WithPredicates(podEnded)).
+		Watches(&corev1.Pod{}, podHandler(mgr.GetScheme(), mgr.GetRESTMapper()), builder.WithPredicates(podAppearedOrEnded)).
 		WithOptions(options).
 		Named("at").
 		Complete(r)
 }
 
-var podEnded = predicate.Funcs{
-	CreateFunc: func(event.CreateEvent) bool { return false },
+var podAppearedOrEnded = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		old, oldOK := e.ObjectOld.(*corev1.Pod)
 		pod, newOK := e.ObjectNew.(*corev1.Pod)
-		if !oldOK || !newOK {
-			return true
-		}
-		return finished(pod) != finished(old) || (old.DeletionTimestamp == nil && pod.DeletionTimestamp != nil)
+		return !oldOK || !newOK || at.PodEnded(pod) != at.PodEnded(old)
 	},
 }
 
-func finished(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+// podHandler queues the At controlling a pod. A pod that appeared goes behind
+// every At whose schedule has come: recording RUNNING can wait, creating a due
+// pod cannot. A pod's end keeps the default priority.
+func podHandler(scheme *runtime.Scheme, mapper meta.RESTMapper) handler.EventHandler {
+	h := handler.EnqueueRequestForOwner(scheme, mapper, &cnatv1alpha1.At{}, handler.OnlyControllerOwner())
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+				q = lowPriorityQueue{pq}
+			}
+			h.Create(ctx, e, q)
+		},
+		UpdateFunc:  h.Update,
+		DeleteFunc:  h.Delete,
+		GenericFunc: h.Generic,
+	}
+}
+
+// lowPriorityQueue adds every item at handler.LowPriority.
+type lowPriorityQueue struct {
+	priorityqueue.PriorityQueue[reconcile.Request]
+}
+
+func (q lowPriorityQueue) Add(item reconcile.Request) {
+	q.AddWithOpts(priorityqueue.AddOpts{}, item)
+}
+
+func (q lowPriorityQueue) AddWithOpts(opts priorityqueue.AddOpts, items ...reconcile.Request) {
+	opts.Priority = ptr.To(handler.LowPriority)
+	q.PriorityQueue.AddWithOpts(opts, items...)
 }

@@ -234,16 +234,16 @@ func TestOwnedPodDeletedMidRunFailsAndNeverRunsAgain(t *testing.T) {
 }
 
 // A manager that created the pod and stopped before recording RUNNING leaves
-// a PENDING At with its pod; the next manager must adopt that pod.
+// a PENDING At with its pod; seeing that pod, the next manager records it as
+// RUNNING and creates no other.
 func TestPodCreatedBeforeARestartIsAdoptedNotDuplicated(t *testing.T) {
 	ns := newNamespace(t, k8sClient)
 	obj := createAt(t, k8sClient, ns, time.Now().Add(time.Hour))
 	pending := waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))
-	earlier := at.PodFor(pending, "test-image:1")
+	earlier := at.PodFor(pending, "test-image:1", time.Now())
 	if err := k8sClient.Create(context.Background(), earlier); err != nil {
 		t.Fatalf("creating the earlier manager's pod: %v", err)
 	}
-	reschedule(t, k8sClient, pending, time.Now())
 	pod := runPod(t, k8sClient, obj)
 	if pod.UID != earlier.UID {
 		t.Errorf("RUNNING names pod %s/%s, want the existing pod %s", pod.Name, pod.UID, earlier.UID)

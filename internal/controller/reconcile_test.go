@@ -60,6 +60,9 @@ func TestReconcileStartsExactlyAtTheScheduleOfTheInjectedClock(t *testing.T) {
 		t.Fatalf("10s before: result=%+v phase=%s pods=%d err=%v; want PENDING, requeue after exactly 10s, no pod",
 			result, obj.Status.Phase, len(pods), err)
 	}
+	if result.Priority == nil || *result.Priority != 0 {
+		t.Errorf("wake-up priority = %v, want 0: ahead of the low-priority pod events", result.Priority)
+	}
 
 	clock.Step(10*time.Second - time.Millisecond) // the timer fired a little early
 	result, obj, pods, err = reconcileOnce(t, r, req)
@@ -69,9 +72,16 @@ func TestReconcileStartsExactlyAtTheScheduleOfTheInjectedClock(t *testing.T) {
 	}
 
 	clock.Step(time.Millisecond)
+	result, obj, pods, err = reconcileOnce(t, r, req)
+	if err != nil || obj.Status.Phase != cnatv1alpha1.PhasePending || len(pods) != 1 || result != (ctrl.Result{}) {
+		t.Fatalf("at the schedule: result=%+v phase=%s pods=%d err=%v; want one pod, no status write yet (the pod's event brings RUNNING)",
+			result, obj.Status.Phase, len(pods), err)
+	}
+
+	clock.Step(time.Second) // the pod's event, queued behind other due Ats
 	_, obj, pods, err = reconcileOnce(t, r, req)
 	if err != nil || obj.Status.Phase != cnatv1alpha1.PhaseRunning || len(pods) != 1 || !obj.Status.StartTime.Time.Equal(fixedSchedule) {
-		t.Fatalf("at the schedule: phase=%s pods=%d startTime=%v err=%v; want RUNNING with one pod started at %s",
+		t.Fatalf("pod seen: phase=%s pods=%d startTime=%v err=%v; want RUNNING with one pod started at %s",
 			obj.Status.Phase, len(pods), obj.Status.StartTime, err, fixedSchedule)
 	}
 }
@@ -88,9 +98,13 @@ func TestStatusConflictIsRetriedWithoutASecondPod(t *testing.T) {
 		},
 	})
 
+	_, _, pods, err := reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 1 {
+		t.Fatalf("at the schedule: err=%v pods=%d; want the pod created", err, len(pods))
+	}
 	_, obj, pods, err := reconcileOnce(t, r, req)
 	if !apierrors.IsConflict(err) || len(pods) != 1 || obj.Status.Phase != "" {
-		t.Fatalf("first pass: err=%v pods=%d phase=%q; want the conflict returned (so it is retried), the pod created, no status", err, len(pods), obj.Status.Phase)
+		t.Fatalf("recording RUNNING: err=%v pods=%d phase=%q; want the conflict returned (so it is retried), no status", err, len(pods), obj.Status.Phase)
 	}
 	_, obj, pods, err = reconcileOnce(t, r, req)
 	if err != nil || len(pods) != 1 || obj.Status.Phase != cnatv1alpha1.PhaseRunning || obj.Status.PodName != pods[0].Name {

@@ -1,0 +1,63 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
+)
+
+func TestPodEventsQueueTheirAtBehindDueStartsOnlyWhenThePodAppears(t *testing.T) {
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(cnatv1alpha1.GroupVersion.WithKind("At"), meta.RESTScopeNamespace)
+	h := podHandler(scheme, mapper)
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	owner := &cnatv1alpha1.At{ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "ns", UID: "u1"}}
+	want := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(owner)}
+	pod := at.PodFor(owner, "img", time.Now())
+	pod.ResourceVersion = "1"
+	ended := pod.DeepCopy()
+	ended.ResourceVersion, ended.Status.Phase = "2", corev1.PodSucceeded
+
+	h.Create(context.Background(), event.CreateEvent{Object: pod}, q)
+	if req, priority := next(t, q); req != want || priority != handler.LowPriority {
+		t.Errorf("pod appeared: queued %v at priority %d, want %v at %d", req, priority, want, handler.LowPriority)
+	}
+	h.Update(context.Background(), event.UpdateEvent{ObjectOld: pod, ObjectNew: ended}, q)
+	if req, priority := next(t, q); req != want || priority != 0 {
+		t.Errorf("pod ended: queued %v at priority %d, want %v at 0", req, priority, want)
+	}
+}
+
+func next(t *testing.T, q priorityqueue.PriorityQueue[reconcile.Request]) (reconcile.Request, int) {
+	t.Helper()
+	type got struct {
+		req      reconcile.Request
+		priority int
+	}
+	ch := make(chan got, 1)
+	go func() {
+		req, priority, _ := q.GetWithPriority()
+		ch <- got{req, priority}
+	}()
+	select {
+	case g := <-ch:
+		q.Done(g.req)
+		return g.req, g.priority
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing was queued within 10s")
+		return reconcile.Request{}, 0
+	}
+}
