@@ -21,9 +21,9 @@ const (
 	Wait Kind = "Wait"
 	// WriteStatus: write Status.
 	WriteStatus Kind = "WriteStatus"
-	// StartPod: create Pod. RUNNING is written once the pod is seen, by a
-	// later, lower-priority reconcile: in a burst of Ats due at one instant,
-	// every pod is created before any status is written.
+	// StartPod: create Pod, and write nothing else: RUNNING is written when
+	// the pod is seen, by a low-priority reconcile, so that the Ats due at one
+	// instant create their pods before they spend requests on status.
 	StartPod Kind = "StartPod"
 	// DeleteAt: the At's time to live after finishing is over.
 	DeleteAt Kind = "DeleteAt"
@@ -39,6 +39,9 @@ type Input struct {
 	// PodRejected is the API server's answer when it refused the pod as
 	// invalid: creating it again cannot succeed.
 	PodRejected error
+	// PodCreated says the pod was created and RUNNING is not recorded yet:
+	// if the pod is gone, it was deleted, not never created.
+	PodCreated bool
 }
 
 // Event is a Kubernetes Event to emit once the action has succeeded.
@@ -56,7 +59,9 @@ type Action struct {
 	Schedule     time.Time
 	Status       *cnatv1alpha1.AtStatus
 	RequeueAfter time.Duration
-	Event        *Event
+	// Again: decide again at once, on the status just written.
+	Again bool
+	Event *Event
 	// Terminal is set when the spec can never run: retrying cannot help.
 	Terminal error
 }
@@ -93,9 +98,9 @@ func Decide(in Input) Action {
 			"the API server refused the pod: "+in.PodRejected.Error(), nil)
 	case in.Pod != nil:
 		return observe(in, schedule)
-	case at.Status.Phase == cnatv1alpha1.PhaseRunning:
+	case at.Status.Phase == cnatv1alpha1.PhaseRunning || in.PodCreated:
 		return finish(in, cnatv1alpha1.ResultFailed, cnatv1alpha1.ReasonPodDeleted,
-			fmt.Sprintf("pod %s was deleted before it finished; the command is not run again", at.Status.PodName), nil)
+			fmt.Sprintf("pod %s was deleted before it finished; the command is not run again", PodName(at)), nil)
 	case in.Now.Before(schedule):
 		return pending(in, schedule)
 	case missed(at, schedule, in.Now):
@@ -174,7 +179,7 @@ func running(in Input, schedule time.Time) Action {
 	status.Reason = cnatv1alpha1.ReasonPodCreated
 	if started, ok := PodStartTime(pod); ok {
 		status.StartTime = microTime(started)
-		status.Message = fmt.Sprintf("pod %s created %s after the schedule", pod.Name, started.Sub(schedule))
+		status.Message = fmt.Sprintf("pod %s created %s after the schedule", pod.Name, status.StartTime.Sub(status.ScheduledTime.Time))
 	} else {
 		status.StartTime = microTime(pod.CreationTimestamp.Time)
 		status.Message = fmt.Sprintf("pod %s created at %s", pod.Name, pod.CreationTimestamp.UTC().Format(time.RFC3339))
@@ -182,10 +187,8 @@ func running(in Input, schedule time.Time) Action {
 	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
 	action := Action{Kind: WriteStatus, Status: status,
 		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message}}
-	if PodEnded(pod) {
-		// No pod event will come to record how it ended.
-		action.RequeueAfter = time.Nanosecond
-	}
+	// No pod event will come to record how it ended.
+	action.Again = PodEnded(pod)
 	return action
 }
 
@@ -242,10 +245,13 @@ func finish(in Input, result cnatv1alpha1.Result, reason, message string, pod *c
 		setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionFalse, reason, message)
 	}
 	setCondition(status, in, conditionType, metav1.ConditionTrue, reason, message)
-	return Action{
-		Kind: WriteStatus, Status: status, RequeueAfter: untilExpiry(in.At),
-		Event: &Event{Type: eventType, Reason: string(result), Note: reason + ": " + message},
+	action := Action{Kind: WriteStatus, Status: status,
+		Event: &Event{Type: eventType, Reason: string(result), Note: reason + ": " + message}}
+	if in.At.Spec.TTLSecondsAfterFinished != nil {
+		action.RequeueAfter = ttl(in.At)
+		action.Again = action.RequeueAfter == 0
 	}
+	return action
 }
 
 // expire deletes a DONE At once its ttlSecondsAfterFinished has passed.
@@ -262,15 +268,6 @@ func expire(in Input) Action {
 		return Action{Kind: Wait, RequeueAfter: left}
 	}
 	return Action{Kind: DeleteAt}
-}
-
-// untilExpiry is how long after finishing to come back and delete the At:
-// never without a TTL, at once (not "never") for a TTL of zero.
-func untilExpiry(at *cnatv1alpha1.At) time.Duration {
-	if at.Spec.TTLSecondsAfterFinished == nil {
-		return 0
-	}
-	return max(ttl(at), time.Nanosecond)
 }
 
 func ttl(at *cnatv1alpha1.At) time.Duration {

@@ -72,6 +72,7 @@ type want struct {
 	reason       string
 	exitCode     *int32
 	requeueAfter time.Duration
+	again        bool
 	terminal     bool
 	condition    string // a condition that must be True
 	// startTime is StartPod's pod's start time or, if RUNNING is written, status.startTime.
@@ -95,7 +96,9 @@ func TestDecide(t *testing.T) {
 		pod    *corev1.Pod
 		now    time.Time
 		reject error
-		want   want
+		// podCreated: this manager created the pod and has not recorded RUNNING.
+		podCreated bool
+		want       want
 	}{
 		{name: "new, schedule in the future: PENDING once, requeue for exactly the time left",
 			at: newAt(), now: schedule.Add(-90 * time.Second),
@@ -122,6 +125,13 @@ func TestDecide(t *testing.T) {
 		{name: "pod without its start-time annotation: started at its creationTimestamp",
 			at: pending, pod: ownPod(pending, corev1.PodPending, func(p *corev1.Pod) {
 				delete(p.Annotations, StartTimeAnnotation)
+				p.CreationTimestamp = metav1.NewTime(schedule.Add(time.Second))
+			}),
+			now:  schedule.Add(2 * time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second)}},
+		{name: "pod with a garbled start-time annotation: started at its creationTimestamp",
+			at: pending, pod: ownPod(pending, corev1.PodPending, func(p *corev1.Pod) {
+				p.Annotations[StartTimeAnnotation] = "yesterday"
 				p.CreationTimestamp = metav1.NewTime(schedule.Add(time.Second))
 			}),
 			now:  schedule.Add(2 * time.Second),
@@ -159,13 +169,23 @@ func TestDecide(t *testing.T) {
 			at: running, pod: ownPod(running, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
 			now:  schedule.Add(time.Second),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
-		{name: "pod finished before RUNNING was recorded: RUNNING first, then come back at once for DONE",
+		{name: "pod succeeded before RUNNING was recorded: RUNNING first, then decide again for DONE",
 			at: pending, pod: ownPod(pending, corev1.PodSucceeded, exited(0, "Completed")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart, requeueAfter: time.Nanosecond}},
-		{name: "pod being deleted before RUNNING was recorded: RUNNING first, then come back at once",
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
+				condition: cnatv1alpha1.ConditionStarted, startTime: podStart, again: true}},
+		{name: "pod failed before RUNNING was recorded: RUNNING first, then decide again",
+			at: pending, pod: ownPod(pending, corev1.PodFailed, exited(1, "Error")), now: schedule.Add(time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
+		{name: "pod being deleted before RUNNING was recorded: RUNNING first, then decide again",
 			at: pending, pod: ownPod(pending, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
 			now:  schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart, requeueAfter: time.Nanosecond}},
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
+		{name: "pod created here and gone before RUNNING was recorded: Failed PodDeleted, never a second run",
+			at: pending, podCreated: true, now: schedule.Add(time.Second),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
+		{name: "own pod seen before the schedule (only this controller creates it): RUNNING",
+			at: pending, pod: ownPod(pending, corev1.PodPending), now: schedule.Add(-time.Minute),
+			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart}},
 		{name: "a pod with that name not owned by this At: Failed, reason names the conflict",
 			at: pending, pod: foreign, now: schedule,
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodConflict}},
@@ -184,11 +204,11 @@ func TestDecide(t *testing.T) {
 			at: runningWithTTL, pod: ownPod(runningWithTTL, corev1.PodSucceeded, exited(0, "")), now: schedule.Add(time.Second),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
 				exitCode: ptr.To[int32](0), requeueAfter: 30 * time.Second}},
-		{name: "finishing with ttlSecondsAfterFinished 0: come back at once to delete",
+		{name: "finishing with ttlSecondsAfterFinished 0: decide again at once, to delete",
 			at:  newAt(runningStatus, func(a *cnatv1alpha1.At) { a.Spec.TTLSecondsAfterFinished = ptr.To[int32](0) }),
 			pod: ownPod(running, corev1.PodSucceeded, exited(0, "")), now: schedule.Add(time.Second),
 			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
-				exitCode: ptr.To[int32](0), requeueAfter: time.Nanosecond}},
+				exitCode: ptr.To[int32](0), again: true}},
 		{name: "DONE without TTL: kept, nothing to do",
 			at: done, now: schedule.Add(24 * time.Hour),
 			want: want{kind: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
@@ -202,7 +222,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.at.DeepCopy()
-			action := Decide(Input{At: tc.at, Pod: tc.pod, Now: tc.now, DefaultImage: "img", PodRejected: tc.reject})
+			action := Decide(Input{At: tc.at, Pod: tc.pod, Now: tc.now, DefaultImage: "img", PodRejected: tc.reject, PodCreated: tc.podCreated})
 			if tc.at.Status.Phase != before.Status.Phase || len(tc.at.Status.Conditions) != len(before.Status.Conditions) {
 				t.Fatal("Decide modified its input")
 			}
@@ -216,8 +236,8 @@ func checkAction(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 	if action.Kind != w.kind {
 		t.Fatalf("kind = %s, want %s", action.Kind, w.kind)
 	}
-	if action.RequeueAfter != w.requeueAfter {
-		t.Errorf("requeueAfter = %s, want %s", action.RequeueAfter, w.requeueAfter)
+	if action.RequeueAfter != w.requeueAfter || action.Again != w.again {
+		t.Errorf("requeueAfter = %s, again = %v; want %s, %v", action.RequeueAfter, action.Again, w.requeueAfter, w.again)
 	}
 	if (action.Terminal != nil) != w.terminal {
 		t.Errorf("terminal = %v, want %v", action.Terminal, w.terminal)

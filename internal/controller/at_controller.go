@@ -5,6 +5,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +44,12 @@ type AtReconciler struct {
 	Clock        clock.PassiveClock
 	Recorder     events.EventRecorder
 	DefaultImage string
+
+	// created holds the Ats (key → UID) whose pod this manager created and
+	// whose RUNNING is not written yet: until it is, a pod missing from the
+	// cache must be looked up, and if it is gone it was deleted, not never
+	// created.
+	created sync.Map
 }
 
 var _ reconcile.Reconciler = &AtReconciler{}
@@ -57,6 +64,9 @@ var _ reconcile.Reconciler = &AtReconciler{}
 func (r *AtReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var obj cnatv1alpha1.At
 	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.created.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !obj.DeletionTimestamp.IsZero() {
@@ -70,7 +80,12 @@ func (r *AtReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 }
 
 func (r *AtReconciler) input(obj *cnatv1alpha1.At, pod *corev1.Pod) at.Input {
-	return at.Input{At: obj, Pod: pod, Now: r.Clock.Now(), DefaultImage: r.DefaultImage}
+	return at.Input{At: obj, Pod: pod, Now: r.Clock.Now(), DefaultImage: r.DefaultImage, PodCreated: r.podCreated(obj)}
+}
+
+func (r *AtReconciler) podCreated(obj *cnatv1alpha1.At) bool {
+	uid, ok := r.created.Load(client.ObjectKeyFromObject(obj))
+	return ok && uid == obj.UID
 }
 
 // readPod returns the pod named for obj, or nil if there is none.
@@ -78,7 +93,7 @@ func (r *AtReconciler) readPod(ctx context.Context, obj *cnatv1alpha1.At) (*core
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: at.PodName(obj)}
 	pod := &corev1.Pod{}
 	err := r.Client.Get(ctx, key, pod)
-	if apierrors.IsNotFound(err) && obj.Status.Phase == cnatv1alpha1.PhaseRunning {
+	if apierrors.IsNotFound(err) && (obj.Status.Phase == cnatv1alpha1.PhaseRunning || r.podCreated(obj)) {
 		// The cache may not have seen the pod this controller just created:
 		// ask the API server before concluding that it was deleted.
 		err = r.APIReader.Get(ctx, key, pod)
@@ -121,6 +136,9 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 	if err := r.writeStatus(ctx, obj, action.Status); err != nil {
 		return ctrl.Result{}, err
 	}
+	if obj.Status.Phase != cnatv1alpha1.PhasePending {
+		r.created.Delete(client.ObjectKeyFromObject(obj))
+	}
 	log.Info("status written", "phase", obj.Status.Phase, "result", obj.Status.Result,
 		"reason", obj.Status.Reason, "pod", obj.Status.PodName)
 	if action.Event != nil {
@@ -131,6 +149,10 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 	}
 	if action.Terminal != nil {
 		return ctrl.Result{}, reconcile.TerminalError(action.Terminal)
+	}
+	if action.Again {
+		// The cache has not seen the write yet; the patched obj has.
+		return r.act(ctx, obj, r.input(obj, in.Pod))
 	}
 	return r.requeue(in.Now, action.RequeueAfter), nil
 }
@@ -155,6 +177,7 @@ func (r *AtReconciler) createPod(ctx context.Context, obj *cnatv1alpha1.At, acti
 	switch {
 	case err == nil:
 		startLag.Observe(r.Clock.Since(action.Schedule).Seconds())
+		r.created.Store(client.ObjectKeyFromObject(obj), obj.UID)
 		return nil, nil
 	case apierrors.IsAlreadyExists(err):
 		existing := &corev1.Pod{}
@@ -204,9 +227,9 @@ var podAppearedOrEnded = predicate.Funcs{
 	},
 }
 
-// podHandler queues the At controlling a pod. A pod that appeared goes behind
-// every At whose schedule has come: recording RUNNING can wait, creating a due
-// pod cannot. A pod's end keeps the default priority.
+// podHandler queues the At controlling a pod. A pod that appeared waits at low
+// priority behind the Ats whose schedule has come: recording RUNNING can
+// wait, creating a due pod cannot. A pod's end keeps the default priority.
 func podHandler(scheme *runtime.Scheme, mapper meta.RESTMapper) handler.EventHandler {
 	h := handler.EnqueueRequestForOwner(scheme, mapper, &cnatv1alpha1.At{}, handler.OnlyControllerOwner())
 	return handler.Funcs{
@@ -229,6 +252,14 @@ type lowPriorityQueue struct {
 
 func (q lowPriorityQueue) Add(item reconcile.Request) {
 	q.AddWithOpts(priorityqueue.AddOpts{}, item)
+}
+
+func (q lowPriorityQueue) AddAfter(item reconcile.Request, after time.Duration) {
+	q.AddWithOpts(priorityqueue.AddOpts{After: after}, item)
+}
+
+func (q lowPriorityQueue) AddRateLimited(item reconcile.Request) {
+	q.AddWithOpts(priorityqueue.AddOpts{RateLimited: true}, item)
 }
 
 func (q lowPriorityQueue) AddWithOpts(opts priorityqueue.AddOpts, items ...reconcile.Request) {

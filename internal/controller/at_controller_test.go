@@ -234,9 +234,10 @@ func TestOwnedPodDeletedMidRunFailsAndNeverRunsAgain(t *testing.T) {
 }
 
 // A manager that created the pod and stopped before recording RUNNING leaves
-// a PENDING At with its pod; seeing that pod, the next manager records it as
-// RUNNING and creates no other.
-func TestPodCreatedBeforeARestartIsAdoptedNotDuplicated(t *testing.T) {
+// a PENDING At with its pod. That pod's appearance in the cache alone (no
+// schedule reached, no spec change) makes the At RUNNING, naming that pod,
+// and no other pod is created.
+func TestExistingPodIsRecordedAsRunningNotDuplicated(t *testing.T) {
 	ns := newNamespace(t, k8sClient)
 	obj := createAt(t, k8sClient, ns, time.Now().Add(time.Hour))
 	pending := waitFor(t, k8sClient, obj, "PENDING", inPhase(cnatv1alpha1.PhasePending))

@@ -18,7 +18,7 @@ import (
 	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
-func TestPodEventsQueueTheirAtBehindDueStartsOnlyWhenThePodAppears(t *testing.T) {
+func TestPodEventsQueueTheirAtAtLowPriorityOnlyWhenThePodAppears(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(cnatv1alpha1.GroupVersion.WithKind("At"), meta.RESTScopeNamespace)
 	h := podHandler(scheme, mapper)
@@ -38,6 +38,10 @@ func TestPodEventsQueueTheirAtBehindDueStartsOnlyWhenThePodAppears(t *testing.T)
 	h.Update(context.Background(), event.UpdateEvent{ObjectOld: pod, ObjectNew: ended}, q)
 	if req, priority := next(t, q); req != want || priority != 0 {
 		t.Errorf("pod ended: queued %v at priority %d, want %v at 0", req, priority, want)
+	}
+	h.Delete(context.Background(), event.DeleteEvent{Object: ended}, q)
+	if req, priority := next(t, q); req != want || priority != 0 {
+		t.Errorf("pod gone: queued %v at priority %d, want %v at 0", req, priority, want)
 	}
 }
 

@@ -127,3 +127,47 @@ func TestRequeueDiscountsTimeSpentWriting(t *testing.T) {
 		t.Fatalf("result=%+v err=%v; want a requeue after 10s minus the 15ms the write took", result, err)
 	}
 }
+
+func TestPodGoneBeforeRunningWasRecordedIsNeverCreatedAgain(t *testing.T) {
+	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{})
+	_, _, pods, err := reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 1 {
+		t.Fatalf("at the schedule: err=%v pods=%d; want the pod created", err, len(pods))
+	}
+	if err := r.Client.Delete(context.Background(), &pods[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, obj, pods, err := reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 0 || obj.Status.Phase != cnatv1alpha1.PhaseDone || obj.Status.Reason != cnatv1alpha1.ReasonPodDeleted {
+		t.Fatalf("pod gone: err=%v pods=%d status=%+v; want DONE PodDeleted and no second pod", err, len(pods), obj.Status)
+	}
+}
+
+// A pod that ended before its RUNNING was recorded sends no further event:
+// one reconcile writes RUNNING and then DONE, the second write based on the
+// first (the cache has not seen it yet), so neither conflicts.
+func TestPodEndedBeforeRunningWasRecordedWalksRunningThenDone(t *testing.T) {
+	var written []cnatv1alpha1.Phase
+	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			written = append(written, obj.(*cnatv1alpha1.At).Status.Phase)
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	_, _, pods, err := reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 1 {
+		t.Fatalf("at the schedule: err=%v pods=%d; want the pod created", err, len(pods))
+	}
+	pod := &pods[0]
+	pod.Status.Phase = corev1.PodSucceeded
+	if err := r.Client.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	_, obj, _, err := reconcileOnce(t, r, req)
+	if err != nil || obj.Status.Phase != cnatv1alpha1.PhaseDone || obj.Status.Result != cnatv1alpha1.ResultSucceeded {
+		t.Fatalf("err=%v status=%+v; want DONE Succeeded", err, obj.Status)
+	}
+	if len(written) != 2 || written[0] != cnatv1alpha1.PhaseRunning || written[1] != cnatv1alpha1.PhaseDone {
+		t.Errorf("status writes %v, want [RUNNING DONE]", written)
+	}
+}
