@@ -135,12 +135,27 @@ func run(o options) error {
 	return errors.Join(append(failed, b.writeJSON())...)
 }
 
+// requiredKeys are in bench.json even when a scenario did not run or did not
+// finish, as null, so that a reader can tell "not measured" from a typo.
+var requiredKeys = []string{
+	"single_p50_ms", "single_p99_ms", "cronjob_single_p50_ms", "cronjob_single_p99_ms",
+	"burst_n", "burst_last_pod_s", "cronjob_burst_last_pod_s", "burst_all_done_s",
+	"writes_per_run", "reconciles_per_run", "memory_idle_mib", "memory_loaded_mib",
+}
+
 func (b *bench) writeJSON() error {
 	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
 		return err
 	}
 	path := filepath.Join(b.o.out, "bench.json")
-	raw, err := json.MarshalIndent(b.results, "", "  ")
+	out := map[string]any{}
+	for _, key := range requiredKeys {
+		out[key] = nil // a figure this run did not measure
+	}
+	for key, value := range b.results {
+		out[key] = value
+	}
+	raw, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}

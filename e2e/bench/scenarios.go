@@ -163,7 +163,9 @@ func (b *bench) atBurst(ctx context.Context) error {
 	if err := b.explainBurst(ctx, before); err != nil {
 		fmt.Printf("burst: no breakdown: %v\n", err)
 	}
-	if ats.waitUntil(ctx, schedule.Add(b.o.burstDoneWait), func() bool { return len(ats.times()) >= b.o.burst }) {
+	allDone := ats.waitUntil(ctx, schedule.Add(b.o.burstDoneWait), func() bool { return len(ats.times()) >= b.o.burst })
+	b.results["burst_done_n"] = float64(len(ats.times()))
+	if allDone {
 		done := sinceAll(ats.times(), schedule)
 		b.results["burst_all_done_s"] = done[len(done)-1].Seconds()
 	} else {
