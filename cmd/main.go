@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -22,6 +24,9 @@ import (
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 	"github.com/programming-kubernetes/cnat/internal/controller"
 )
+
+// gracefulShutdown bounds how long the manager drains its reconciles on SIGTERM.
+const gracefulShutdown = 10 * time.Second
 
 type options struct {
 	defaultImage            string
@@ -125,6 +130,9 @@ func run(o options) error {
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "cnat.programming-kubernetes.info",
 		LeaderElectionReleaseOnCancel: true,
+		// Within the pod's terminationGracePeriodSeconds (config/manager), so
+		// that a rollout releases the lease instead of being killed holding it.
+		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
 		Cache:                         controller.CacheOptions(o.watchNamespaces),
 	})
 	if err != nil {

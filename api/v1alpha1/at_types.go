@@ -37,25 +37,46 @@ const (
 	ReasonPodConflict            = "PodNameConflict"
 	ReasonPodRejected            = "PodRejected"
 	ReasonMissedStartingDeadline = "MissedStartingDeadline"
+	ReasonDeadlineExceeded       = "DeadlineExceeded"
 	ReasonInvalidSpec            = "InvalidSpec"
+	// ReasonFailedCreate: the API server refused the pod (a quota, an
+	// admission webhook, Pod Security); the create is retried with a capped
+	// backoff until startingDeadlineSeconds, if set, ends the At as Missed.
+	ReasonFailedCreate = "FailedCreate"
+	// ReasonNotHeld: what held the run (ConditionHeld) has cleared.
+	ReasonNotHeld = "NotHeld"
 )
 
 // Condition types in status.conditions. They mirror a Job's: Started once the
-// pod exists, then exactly one of Complete or Failed.
+// pod exists, then exactly one of Complete or Failed. Held is True while
+// something keeps the command from starting (the pod create is refused, the
+// pod is unschedulable, its image cannot be pulled, ...); its reason names it.
 const (
 	ConditionStarted  = "Started"
 	ConditionComplete = "Complete"
 	ConditionFailed   = "Failed"
+	ConditionHeld     = "Held"
 )
+
+// RunFinalizer is set on every run pod at its creation and removed only once
+// the At's DONE is stored (or the At is gone): a deleted pod stays visible,
+// with a deletionTimestamp, until its At has recorded how it ended, so the
+// pod's deterministic name can never be taken by a second run of the same At.
+// The Job controller's batch.kubernetes.io/job-tracking is the model.
+const RunFinalizer = "cnat.programming-kubernetes.info/run"
 
 // AtSpec is what to run and when.
 type AtSpec struct {
 	// Schedule is the instant to run the command at, in RFC 3339 with an
-	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00".
+	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00",
+	// whose instant in UTC falls in the years 0001 to 9999.
 	// The pattern demands the offset (CEL's datetime format alone would take a
-	// local time); the format check rejects impossible dates such as February 30.
+	// local time); the format check rejects impossible dates such as February 30;
+	// the range rules keep the instant one that status timestamps can hold.
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$') && !format.datetime().validate(self).hasValue()",message="spec.schedule must be an RFC 3339 date-time with an offset, e.g. 2026-02-10T20:35:00Z"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^9999-12-31T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?-[0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) + int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self))) < 1440",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^0001-01-01T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?[+][0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) >= int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self)))",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
 	Schedule string `json:"schedule"`
 
 	// Command is run with `sh -c` in the pod.
@@ -70,17 +91,24 @@ type AtSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9]+:[a-f0-9]{32,})?$')",message="spec.image must be an image reference such as busybox:1.37 or registry.example/team/tool@sha256:..."
 	Image string `json:"image,omitempty"`
 
-	// StartingDeadlineSeconds: if the command cannot start within this many
-	// seconds after the schedule (the manager was down, the At was created
-	// late), it is not run and the At ends as Missed. Unset: always run.
+	// StartingDeadlineSeconds: the command must have started within this many
+	// seconds after the schedule. If it has not (the manager was down, the At
+	// was created late, the pod create was refused, the pod is unschedulable
+	// or its image cannot be pulled), the pod, if any, is deleted and the At
+	// ends as Missed, its message naming what held the run. Unset: wait for
+	// as long as it takes.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
 	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
 
-	// ActiveDeadlineSeconds bounds how long the pod may run; it then fails
-	// with reason DeadlineExceeded.
+	// ActiveDeadlineSeconds bounds how long the run may take, counted from
+	// the pod's creation (so time spent unschedulable or pulling counts): the
+	// operator then deletes the pod and the At ends Failed with reason
+	// DeadlineExceeded. The pod carries it too, as the kubelet's backstop.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 
 	// TTLSecondsAfterFinished deletes the At (and with it its pod) this many
@@ -132,7 +160,8 @@ type AtStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Started, then Complete or Failed.
+	// Conditions: Started, then Complete or Failed; Held while something
+	// keeps the command from starting.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

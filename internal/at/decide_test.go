@@ -2,6 +2,8 @@ package at
 
 import (
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +66,37 @@ func exited(code int32, reason string) func(*corev1.Pod) {
 	}
 }
 
+func waiting(reason, message string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message},
+		}}}
+	}
+}
+
+func started(p *corev1.Pod) {
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{
+		Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(podStart)},
+	}}}
+}
+
+func unschedulable(p *corev1.Pod) {
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+		Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."}}
+}
+
+func beingDeleted(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }
+
+func released(p *corev1.Pod) { p.Finalizers = nil }
+
+func setHeld(at *cnatv1alpha1.At, reason string, since time.Time) {
+	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{Type: cnatv1alpha1.ConditionHeld, Status: metav1.ConditionTrue,
+		Reason: reason, Message: "the API server refused pod x: exceeded quota", LastTransitionTime: metav1.NewTime(since)})
+}
+
 // want describes the parts of an Action a row checks.
 type want struct {
-	kind         Kind
+	typ          ActionType
 	phase        cnatv1alpha1.Phase
 	result       cnatv1alpha1.Result
 	reason       string
@@ -75,6 +105,9 @@ type want struct {
 	again        bool
 	terminal     bool
 	condition    string // a condition that must be True
+	notCondition string // a condition that must be False
+	eventType    string // the Event's type, when the row cares
+	message      string // a part of status.message
 	// startTime is StartPod's pod's start time or, if RUNNING is written, status.startTime.
 	startTime time.Time
 }
@@ -88,6 +121,12 @@ func TestDecide(t *testing.T) {
 		a.Generation = 2
 		a.Spec.Schedule = schedule.Add(time.Hour).Format(time.RFC3339)
 	})
+	deleting := newAt(pendingStatus, func(a *cnatv1alpha1.At) { a.DeletionTimestamp = &metav1.Time{Time: schedule} })
+	heldImage := newAt(runningStatus, func(a *cnatv1alpha1.At) { setHeld(a, "ErrImagePull", schedule) })
+	heldCreateStatus := func(a *cnatv1alpha1.At) { pendingStatus(a); setHeld(a, cnatv1alpha1.ReasonFailedCreate, schedule) }
+	heldCreate := newAt(heldCreateStatus)
+	active := func(a *cnatv1alpha1.At) { a.Spec.ActiveDeadlineSeconds = ptr.To[int64](60) }
+	runningDeadline, runningActive := newAt(runningStatus, deadline), newAt(runningStatus, active)
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName(pending), Namespace: "ns"}}
 
 	tests := []struct {
@@ -96,133 +135,216 @@ func TestDecide(t *testing.T) {
 		pod    *corev1.Pod
 		now    time.Time
 		reject error
-		// podCreated: this manager created the pod and has not recorded RUNNING.
-		podCreated bool
+		refused    error
 		want       want
 	}{
 		{name: "new, schedule in the future: PENDING once, requeue for exactly the time left",
 			at: newAt(), now: schedule.Add(-90 * time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonScheduled, requeueAfter: 90 * time.Second}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonScheduled, requeueAfter: 90 * time.Second}},
 		{name: "pending and recorded, woken early: wait for the remainder, no write",
 			at: pending, now: schedule.Add(-3 * time.Millisecond),
-			want: want{kind: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: 3 * time.Millisecond}},
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: 3 * time.Millisecond}},
 		{name: "schedule reached: create the pod, stamped with now; RUNNING waits until the pod is seen",
 			at: pending, now: schedule,
-			want: want{kind: StartPod, phase: cnatv1alpha1.PhasePending, startTime: schedule}},
+			want: want{typ: StartPod, phase: cnatv1alpha1.PhasePending, startTime: schedule}},
 		{name: "schedule already past at creation: run at once",
 			at: newAt(), now: schedule.Add(time.Hour),
-			want: want{kind: StartPod, startTime: schedule.Add(time.Hour)}},
+			want: want{typ: StartPod, startTime: schedule.Add(time.Hour)}},
 		{name: "past but within startingDeadlineSeconds: run",
 			at: newAt(deadline), now: schedule.Add(10 * time.Second),
-			want: want{kind: StartPod, startTime: schedule.Add(10 * time.Second)}},
+			want: want{typ: StartPod, startTime: schedule.Add(10 * time.Second)}},
 		{name: "pod seen (just created, or before a restart): RUNNING, started when the pod was created",
 			at: pending, pod: ownPod(pending, corev1.PodPending), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
-				condition: cnatv1alpha1.ConditionStarted, startTime: podStart}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
+				condition: cnatv1alpha1.ConditionStarted, startTime: podStart, again: true}},
 		{name: "pod seen of an At that was never PENDING: RUNNING records the schedule too",
 			at: newAt(), pod: ownPod(newAt(), corev1.PodRunning), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
 		{name: "pod without its start-time annotation: started at its creationTimestamp",
 			at: pending, pod: ownPod(pending, corev1.PodPending, func(p *corev1.Pod) {
 				delete(p.Annotations, StartTimeAnnotation)
 				p.CreationTimestamp = metav1.NewTime(schedule.Add(time.Second))
 			}),
 			now:  schedule.Add(2 * time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second)}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second), again: true}},
 		{name: "pod with a garbled start-time annotation: started at its creationTimestamp",
 			at: pending, pod: ownPod(pending, corev1.PodPending, func(p *corev1.Pod) {
 				p.Annotations[StartTimeAnnotation] = "yesterday"
 				p.CreationTimestamp = metav1.NewTime(schedule.Add(time.Second))
 			}),
 			now:  schedule.Add(2 * time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second)}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: schedule.Add(time.Second), again: true}},
 		{name: "past startingDeadlineSeconds: Missed, no pod",
 			at: newAt(deadline), now: schedule.Add(10*time.Second + time.Millisecond),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
-				reason: cnatv1alpha1.ReasonMissedStartingDeadline, condition: cnatv1alpha1.ConditionFailed}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
+				reason: cnatv1alpha1.ReasonMissedStartingDeadline, condition: cnatv1alpha1.ConditionFailed, again: true}},
 		{name: "schedule edited while PENDING: retimed to the new schedule",
 			at: retimed, now: schedule.Add(-time.Minute),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhasePending, requeueAfter: time.Hour + time.Minute}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, requeueAfter: time.Hour + time.Minute}},
 		{name: "running pod: nothing to do until it ends",
 			at: running, pod: ownPod(running, corev1.PodRunning), now: schedule.Add(time.Second),
-			want: want{kind: Wait, phase: cnatv1alpha1.PhaseRunning}},
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning}},
 		{name: "pod Succeeded: DONE Succeeded, exit code 0",
 			at: running, pod: ownPod(running, corev1.PodSucceeded, exited(0, "Completed")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
-				reason: cnatv1alpha1.ReasonSucceeded, exitCode: ptr.To[int32](0), condition: cnatv1alpha1.ConditionComplete}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
+				reason: cnatv1alpha1.ReasonSucceeded, exitCode: ptr.To[int32](0), condition: cnatv1alpha1.ConditionComplete, again: true}},
 		{name: "pod Failed with a non-zero exit: DONE Failed with the exit code",
 			at: running, pod: ownPod(running, corev1.PodFailed, exited(3, "Error")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
-				reason: cnatv1alpha1.ReasonPodFailed, exitCode: ptr.To[int32](3), condition: cnatv1alpha1.ConditionFailed}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonPodFailed, exitCode: ptr.To[int32](3), condition: cnatv1alpha1.ConditionFailed, again: true}},
 		{name: "pod OOM-killed: the container's reason",
 			at: running, pod: ownPod(running, corev1.PodFailed, exited(137, "OOMKilled")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
-				reason: "OOMKilled", exitCode: ptr.To[int32](137)}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: "OOMKilled", exitCode: ptr.To[int32](137), again: true}},
 		{name: "pod past activeDeadlineSeconds: the pod's reason",
 			at: running, pod: ownPod(running, corev1.PodFailed, func(p *corev1.Pod) { p.Status.Reason = "DeadlineExceeded" }),
 			now:  schedule.Add(time.Minute),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: "DeadlineExceeded"}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: "DeadlineExceeded", again: true}},
 		{name: "owned pod deleted before it finished: Failed PodDeleted, never a second run",
 			at: running, now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted, again: true}},
 		{name: "owned pod being deleted: Failed PodDeleted",
 			at: running, pod: ownPod(running, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
 			now:  schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted, again: true}},
 		{name: "pod succeeded before RUNNING was recorded: RUNNING first, then decide again for DONE",
 			at: pending, pod: ownPod(pending, corev1.PodSucceeded, exited(0, "Completed")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated,
 				condition: cnatv1alpha1.ConditionStarted, startTime: podStart, again: true}},
 		{name: "pod failed before RUNNING was recorded: RUNNING first, then decide again",
 			at: pending, pod: ownPod(pending, corev1.PodFailed, exited(1, "Error")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
 		{name: "pod being deleted before RUNNING was recorded: RUNNING first, then decide again",
 			at: pending, pod: ownPod(pending, corev1.PodRunning, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: schedule} }),
 			now:  schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
-		{name: "pod created here and gone before RUNNING was recorded: Failed PodDeleted, never a second run",
-			at: pending, podCreated: true, now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodDeleted}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonPodCreated, startTime: podStart, again: true}},
 		{name: "own pod seen before the schedule (only this controller creates it): RUNNING",
 			at: pending, pod: ownPod(pending, corev1.PodPending), now: schedule.Add(-time.Minute),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, startTime: podStart, again: true}},
 		{name: "a pod with that name not owned by this At: Failed, reason names the conflict",
 			at: pending, pod: foreign, now: schedule,
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodConflict}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodConflict, again: true}},
 		{name: "pod refused by the API server as invalid: Failed PodRejected",
 			at: pending, now: schedule, reject: errors.New("spec.containers[0].image: Invalid value"),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodRejected}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodRejected, again: true}},
 		{name: "schedule that does not parse (CRD without validation): terminal InvalidSpec",
 			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.Schedule = "2026-02-30T10:00:00Z" }), now: schedule,
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
-				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true, again: true}},
 		{name: "empty command: terminal InvalidSpec",
 			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.Command = "  " }), now: schedule,
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
-				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true}},
-		{name: "finishing with ttlSecondsAfterFinished: requeue for the TTL",
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true, again: true}},
+		{name: "finishing with ttlSecondsAfterFinished: decide again, to release the pod and time the TTL",
 			at: runningWithTTL, pod: ownPod(runningWithTTL, corev1.PodSucceeded, exited(0, "")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
-				exitCode: ptr.To[int32](0), requeueAfter: 30 * time.Second}},
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
+				exitCode: ptr.To[int32](0), again: true}},
 		{name: "finishing with ttlSecondsAfterFinished 0: decide again at once, to delete",
 			at:  newAt(runningStatus, func(a *cnatv1alpha1.At) { a.Spec.TTLSecondsAfterFinished = ptr.To[int32](0) }),
 			pod: ownPod(running, corev1.PodSucceeded, exited(0, "")), now: schedule.Add(time.Second),
-			want: want{kind: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
 				exitCode: ptr.To[int32](0), again: true}},
 		{name: "DONE without TTL: kept, nothing to do",
 			at: done, now: schedule.Add(24 * time.Hour),
-			want: want{kind: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
 		{name: "DONE, TTL not over: wait for the rest",
 			at: withTTL, now: schedule.Add(time.Minute + 10*time.Second),
-			want: want{kind: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded, requeueAfter: 20 * time.Second}},
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded, requeueAfter: 20 * time.Second}},
 		{name: "DONE, TTL over: delete the At",
 			at: withTTL, now: schedule.Add(time.Minute + 30*time.Second),
-			want: want{kind: DeleteAt, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
+			want: want{typ: DeleteAt, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
+		{name: "DONE and its pod still held: release the pod's finalizer, then decide again",
+			at: done, pod: ownPod(done, corev1.PodSucceeded), now: schedule.Add(time.Minute),
+			want: want{typ: ReleasePod, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded, again: true}},
+		{name: "DONE and its pod released: nothing to do",
+			at: done, pod: ownPod(done, corev1.PodSucceeded, released), now: schedule.Add(time.Minute),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded}},
+		{name: "At being deleted: release its pod, run nothing",
+			at: deleting, pod: ownPod(deleting, corev1.PodRunning), now: schedule,
+			want: want{typ: ReleasePod, phase: cnatv1alpha1.PhasePending}},
+		{name: "At being deleted, no pod: nothing to do, even when due",
+			at: deleting, now: schedule.Add(time.Hour),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending}},
+		{name: "own pod stripped of the operator's labels: put them back",
+			at: running, pod: ownPod(running, corev1.PodRunning, func(p *corev1.Pod) { delete(p.Labels, ManagedByLabel) }),
+			now:  schedule.Add(time.Second),
+			want: want{typ: RelabelPod, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "pod whose image cannot be pulled: Held ErrImagePull, with a Warning",
+			at: running, pod: ownPod(running, corev1.PodPending, waiting("ErrImagePull", "not found")), now: schedule.Add(time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: "ErrImagePull", condition: cnatv1alpha1.ConditionHeld,
+				eventType: corev1.EventTypeWarning, message: "not found"}},
+		{name: "already Held ErrImagePull, now ImagePullBackOff: the same hold, no second Event",
+			at: heldImage, pod: ownPod(heldImage, corev1.PodPending, waiting("ImagePullBackOff", "Back-off pulling image")), now: schedule.Add(time.Minute),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "unschedulable pod: Held Unschedulable with the scheduler's message",
+			at: running, pod: ownPod(running, corev1.PodPending, unschedulable), now: schedule.Add(time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: corev1.PodReasonUnschedulable,
+				condition: cnatv1alpha1.ConditionHeld, message: "0/1 nodes are available"}},
+		{name: "held pod started after all: Held False",
+			at: heldImage, pod: ownPod(heldImage, corev1.PodRunning, started), now: schedule.Add(time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, reason: cnatv1alpha1.ReasonNotHeld,
+				notCondition: cnatv1alpha1.ConditionHeld, eventType: corev1.EventTypeNormal}},
+		{name: "held pod succeeded: DONE, Held False",
+			at: heldImage, pod: ownPod(heldImage, corev1.PodSucceeded, exited(0, "Completed")), now: schedule.Add(time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultSucceeded,
+				exitCode: ptr.To[int32](0), notCondition: cnatv1alpha1.ConditionHeld, again: true}},
+		{name: "pod not started, startingDeadlineSeconds ahead: wake up at the deadline",
+			at: runningDeadline, pod: ownPod(runningDeadline, corev1.PodPending), now: schedule.Add(4 * time.Second),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning, requeueAfter: 6 * time.Second}},
+		{name: "pod not started by startingDeadlineSeconds: delete it",
+			at: runningDeadline, pod: ownPod(runningDeadline, corev1.PodPending), now: schedule.Add(10 * time.Second),
+			want: want{typ: DeletePod, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "pod not started by startingDeadlineSeconds, being deleted: Missed, naming what held it",
+			at: runningDeadline, pod: ownPod(runningDeadline, corev1.PodPending, waiting("ErrImagePull", "not found"), beingDeleted),
+			now:  schedule.Add(11 * time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
+				reason: cnatv1alpha1.ReasonMissedStartingDeadline, message: "ErrImagePull: not found", again: true}},
+		{name: "pod started before startingDeadlineSeconds: the deadline no longer applies",
+			at: runningDeadline, pod: ownPod(runningDeadline, corev1.PodRunning, started), now: schedule.Add(time.Hour),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "activeDeadlineSeconds ahead: wake up when it is over, counted from the pod's creation",
+			at: runningActive, pod: ownPod(runningActive, corev1.PodRunning, started), now: podStart.Add(20 * time.Second),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning, requeueAfter: 40 * time.Second}},
+		{name: "the nearer of the two deadlines wins",
+			at: newAt(runningStatus, deadline, active), pod: ownPod(running, corev1.PodPending), now: podStart,
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning, requeueAfter: schedule.Add(10 * time.Second).Sub(podStart)}},
+		{name: "activeDeadlineSeconds over: delete the pod",
+			at: runningActive, pod: ownPod(runningActive, corev1.PodRunning, started), now: podStart.Add(time.Minute),
+			want: want{typ: DeletePod, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "activeDeadlineSeconds over, pod being deleted: Failed DeadlineExceeded",
+			at: runningActive, pod: ownPod(runningActive, corev1.PodFailed, started, beingDeleted), now: podStart.Add(time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonDeadlineExceeded, again: true}},
+		{name: "pod killed by its deletion (Failed and being deleted): PodDeleted, not the exit code's failure",
+			at: running, pod: ownPod(running, corev1.PodFailed, exited(137, "Error"), beingDeleted), now: schedule.Add(time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonPodDeleted, exitCode: ptr.To[int32](137), again: true}},
+		{name: "create refused: PENDING, Held FailedCreate with the API server's message and a Warning, retry in 1s",
+			at: pending, now: schedule, refused: errors.New(`pods "demo" is forbidden: exceeded quota`),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonFailedCreate,
+				condition: cnatv1alpha1.ConditionHeld, eventType: corev1.EventTypeWarning, message: "exceeded quota", requeueAfter: time.Second}},
+		{name: "create refused again, held for 8s: no write, retry after 8s more (the wait doubles)",
+			at: heldCreate, now: schedule.Add(8 * time.Second), refused: errors.New("exceeded quota"),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: 8 * time.Second}},
+		{name: "create refused for an hour: the retry is capped",
+			at: heldCreate, now: schedule.Add(time.Hour), refused: errors.New("exceeded quota"),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: createRetryMax}},
+		{name: "create refused near startingDeadlineSeconds: retry just after the deadline",
+			at: newAt(heldCreateStatus, deadline), now: schedule.Add(9 * time.Second), refused: errors.New("exceeded quota"),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending, requeueAfter: time.Second + time.Millisecond}},
+		{name: "past startingDeadlineSeconds while the create was refused: Missed, naming the refusal",
+			at: newAt(heldCreateStatus, deadline), now: schedule.Add(11 * time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
+				reason: cnatv1alpha1.ReasonMissedStartingDeadline, message: "held by FailedCreate: the API server refused pod",
+				notCondition: cnatv1alpha1.ConditionHeld, again: true}},
+		{name: "startingDeadlineSeconds beyond what a duration holds: never missed, no overflow",
+			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.StartingDeadlineSeconds = ptr.To[int64](math.MaxInt64) }), now: schedule.Add(time.Hour),
+			want: want{typ: StartPod, startTime: schedule.Add(time.Hour)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.at.DeepCopy()
-			action := Decide(Input{At: tc.at, Pod: tc.pod, Now: tc.now, DefaultImage: "img", PodRejected: tc.reject, PodCreated: tc.podCreated})
+			action := Decide(Input{At: tc.at, Pod: tc.pod, Now: tc.now, DefaultImage: "img", PodRejected: tc.reject, CreateRefused: tc.refused})
 			if tc.at.Status.Phase != before.Status.Phase || len(tc.at.Status.Conditions) != len(before.Status.Conditions) {
 				t.Fatal("Decide modified its input")
 			}
@@ -233,8 +355,8 @@ func TestDecide(t *testing.T) {
 
 func checkAction(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 	t.Helper()
-	if action.Kind != w.kind {
-		t.Fatalf("kind = %s, want %s", action.Kind, w.kind)
+	if action.Type != w.typ {
+		t.Fatalf("action = %s, want %s", action.Type, w.typ)
 	}
 	if action.RequeueAfter != w.requeueAfter || action.Again != w.again {
 		t.Errorf("requeueAfter = %s, again = %v; want %s, %v", action.RequeueAfter, action.Again, w.requeueAfter, w.again)
@@ -264,12 +386,21 @@ func checkAction(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 	if w.condition != "" && !meta.IsStatusConditionTrue(status.Conditions, w.condition) {
 		t.Errorf("condition %s not True in %+v", w.condition, status.Conditions)
 	}
+	if w.notCondition != "" && !meta.IsStatusConditionFalse(status.Conditions, w.notCondition) {
+		t.Errorf("condition %s not False in %+v", w.notCondition, status.Conditions)
+	}
+	if w.eventType != "" && (action.Event == nil || action.Event.Type != w.eventType) {
+		t.Errorf("event = %+v, want one of type %s", action.Event, w.eventType)
+	}
+	if !strings.Contains(status.Message, w.message) {
+		t.Errorf("message = %q, want it to contain %q", status.Message, w.message)
+	}
 	switch {
-	case action.Kind == StartPod:
+	case action.Type == StartPod:
 		checkStartPod(t, at, action, w)
-	case action.Pod != nil:
-		t.Error("only StartPod may carry a pod")
-	case action.Status != nil && status.Phase == cnatv1alpha1.PhaseRunning:
+	case action.Pod != nil && action.Type != DeletePod && action.Type != ReleasePod && action.Type != RelabelPod:
+		t.Errorf("%s carries a pod", action.Type)
+	case action.Status != nil && status.Phase == cnatv1alpha1.PhaseRunning && status.Reason == cnatv1alpha1.ReasonPodCreated:
 		if status.PodName != PodName(at) || status.ScheduledTime == nil || !status.ScheduledTime.Time.Equal(schedule) {
 			t.Errorf("RUNNING must name the pod and the schedule: %+v", status)
 		}
@@ -277,7 +408,7 @@ func checkAction(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 			t.Errorf("startTime = %v, want %s", status.StartTime, w.startTime)
 		}
 	}
-	if status.Phase == cnatv1alpha1.PhaseDone && action.Kind == WriteStatus && status.CompletionTime == nil {
+	if status.Phase == cnatv1alpha1.PhaseDone && action.Type == WriteStatus && status.CompletionTime == nil {
 		t.Error("DONE without completionTime")
 	}
 }
@@ -298,19 +429,19 @@ func checkStartPod(t *testing.T, at *cnatv1alpha1.At, action Action, w want) {
 func TestDecideStartsNeverBeforeTheSchedule(t *testing.T) {
 	at := newAt(pendingStatus)
 	for _, early := range []time.Duration{time.Hour, time.Second, time.Microsecond, time.Nanosecond} {
-		if action := Decide(Input{At: at, Now: schedule.Add(-early)}); action.Kind != Wait || action.RequeueAfter != early {
-			t.Errorf("%s early: %s after %s, want Wait after %s", early, action.Kind, action.RequeueAfter, early)
+		if action := Decide(Input{At: at, Now: schedule.Add(-early)}); action.Type != Wait || action.RequeueAfter != early {
+			t.Errorf("%s early: %s after %s, want Wait after %s", early, action.Type, action.RequeueAfter, early)
 		}
 	}
 }
 
 func TestParseSchedule(t *testing.T) {
-	for _, ok := range []string{"2026-02-10T20:35:00Z", "2026-02-10T21:35:00+01:00", "2026-02-10T20:35:00.123456789Z", "2024-02-29T00:00:00-07:30"} {
+	for _, ok := range []string{"2026-02-10T20:35:00Z", "2026-02-10T21:35:00+01:00", "2026-02-10T20:35:00.123456789Z", "2024-02-29T00:00:00-07:30", "9999-12-31T22:30:00-01:00", "0001-01-01T01:00:00+01:00"} {
 		if _, err := ParseSchedule(ok); err != nil {
 			t.Errorf("ParseSchedule(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"2026-02-30T10:00:00Z", "2026-02-10T20:35:00", "2026-02-10", "garbage", "", "2025-02-29T00:00:00Z", "2026-02-10 20:35:00Z"} {
+	for _, bad := range []string{"9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00", "2026-02-30T10:00:00Z", "2026-02-10T20:35:00", "2026-02-10", "garbage", "", "2025-02-29T00:00:00Z", "2026-02-10 20:35:00Z"} {
 		if _, err := ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted an invalid schedule", bad)
 		}

@@ -6,6 +6,7 @@ package at
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,10 +67,8 @@ func PodFor(at *cnatv1alpha1.At, defaultImage string, start time.Time) *corev1.P
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      PodName(at),
 			Namespace: at.Namespace,
-			Labels: map[string]string{
-				ManagedByLabel: ManagedByValue,
-				AtUIDLabel:     string(at.UID),
-			},
+			Labels:     RunLabels(at),
+			Finalizers: []string{cnatv1alpha1.RunFinalizer},
 			Annotations: map[string]string{
 				AtNameAnnotation:    at.Name,
 				StartTimeAnnotation: start.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
@@ -103,6 +102,26 @@ func PodFor(at *cnatv1alpha1.At, defaultImage string, start time.Time) *corev1.P
 			}},
 		},
 	}
+}
+
+// RunLabels are the labels every run pod carries: the manager's pod cache
+// selects ManagedByLabel, and AtUIDLabel ties the pod to its At.
+func RunLabels(at *cnatv1alpha1.At) map[string]string {
+	return map[string]string{ManagedByLabel: ManagedByValue, AtUIDLabel: string(at.UID)}
+}
+
+func hasRunLabels(pod *corev1.Pod, at *cnatv1alpha1.At) bool {
+	for k, v := range RunLabels(at) {
+		if pod.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// HasRunFinalizer says whether pod is still held for its At.
+func HasRunFinalizer(pod *corev1.Pod) bool {
+	return slices.Contains(pod.Finalizers, cnatv1alpha1.RunFinalizer)
 }
 
 // PodStartTime reads StartTimeAnnotation; false when it is missing or garbled.

@@ -228,6 +228,7 @@ func TestOwnedPodDeletedMidRunFailsAndNeverRunsAgain(t *testing.T) {
 	if done.Status.Result != cnatv1alpha1.ResultFailed || done.Status.Reason != cnatv1alpha1.ReasonPodDeleted {
 		t.Errorf("status = %+v, want Failed / PodDeleted", done.Status)
 	}
+	waitForPodGone(t, client.ObjectKeyFromObject(pod))
 	if pods := podsOf(t, k8sClient, obj); len(pods) != 0 {
 		t.Errorf("a second pod %s was created", pods[0].Name)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
-func TestPodEventsQueueTheirAtAtLowPriorityOnlyWhenThePodAppears(t *testing.T) {
+func TestPodEventsQueueTheirAtAtLowPriorityUnlessThePodEnded(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(cnatv1alpha1.GroupVersion.WithKind("At"), meta.RESTScopeNamespace)
 	h := podHandler(scheme, mapper)
@@ -28,12 +28,20 @@ func TestPodEventsQueueTheirAtAtLowPriorityOnlyWhenThePodAppears(t *testing.T) {
 	want := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(owner)}
 	pod := at.PodFor(owner, "img", time.Now())
 	pod.ResourceVersion = "1"
+	held := pod.DeepCopy()
+	held.ResourceVersion = "2"
+	held.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: at.ContainerName,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull"}}}}
 	ended := pod.DeepCopy()
 	ended.ResourceVersion, ended.Status.Phase = "2", corev1.PodSucceeded
 
 	h.Create(context.Background(), event.CreateEvent{Object: pod}, q)
 	if req, priority := next(t, q); req != want || priority != handler.LowPriority {
 		t.Errorf("pod appeared: queued %v at priority %d, want %v at %d", req, priority, want, handler.LowPriority)
+	}
+	h.Update(context.Background(), event.UpdateEvent{ObjectOld: pod, ObjectNew: held}, q)
+	if req, priority := next(t, q); req != want || priority != handler.LowPriority {
+		t.Errorf("pod held: queued %v at priority %d, want %v at %d", req, priority, want, handler.LowPriority)
 	}
 	h.Update(context.Background(), event.UpdateEvent{ObjectOld: pod, ObjectNew: ended}, q)
 	if req, priority := next(t, q); req != want || priority != 0 {

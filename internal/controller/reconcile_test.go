@@ -3,21 +3,25 @@ package controller
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
 // These tests call Reconcile directly on a fake client with a fake clock, to
@@ -32,7 +36,7 @@ func fakeReconciler(t *testing.T, now time.Time, funcs interceptor.Funcs) (*AtRe
 		Spec:       cnatv1alpha1.AtSpec{Schedule: fixedSchedule.Format(time.RFC3339), Command: "echo hi"},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(obj).
-		WithStatusSubresource(obj).WithInterceptorFuncs(funcs).Build()
+		WithStatusSubresource(obj).WithIndex(&corev1.Pod{}, podOwnerIndex, ownerAtName).WithInterceptorFuncs(funcs).Build()
 	clock := clocktesting.NewFakeClock(now)
 	r := &AtReconciler{Client: c, APIReader: c, Clock: clock, Recorder: &events.FakeRecorder{}, DefaultImage: "img"}
 	return r, clock, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
@@ -128,18 +132,110 @@ func TestRequeueDiscountsTimeSpentWriting(t *testing.T) {
 	}
 }
 
-func TestPodGoneBeforeRunningWasRecordedIsNeverCreatedAgain(t *testing.T) {
-	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{})
+// A pod deleted between its creation and RUNNING stays, held by the run
+// finalizer, until its At has recorded it: no reconcile, by this manager or a
+// new one with an empty memory, can mistake it for a pod never created.
+func TestPodDeletedBeforeRunningWasRecordedEndsTheAtWithoutASecondPod(t *testing.T) {
+	creates := 0
+	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			creates++
+			return c.Create(ctx, obj, opts...)
+		},
+	})
 	_, _, pods, err := reconcileOnce(t, r, req)
-	if err != nil || len(pods) != 1 {
-		t.Fatalf("at the schedule: err=%v pods=%d; want the pod created", err, len(pods))
+	if err != nil || len(pods) != 1 || !at.HasRunFinalizer(&pods[0]) {
+		t.Fatalf("at the schedule: err=%v pods=%d; want the pod created with the run finalizer", err, len(pods))
 	}
-	if err := r.Client.Delete(context.Background(), &pods[0]); err != nil {
+	if err := r.Client.Delete(context.Background(), &pods[0], client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	_, obj, pods, err := reconcileOnce(t, r, req)
+	restarted := &AtReconciler{Client: r.Client, APIReader: r.Client, Clock: r.Clock, Recorder: r.Recorder, DefaultImage: r.DefaultImage}
+	_, obj, pods, err := reconcileOnce(t, restarted, req)
 	if err != nil || len(pods) != 0 || obj.Status.Phase != cnatv1alpha1.PhaseDone || obj.Status.Reason != cnatv1alpha1.ReasonPodDeleted {
-		t.Fatalf("pod gone: err=%v pods=%d status=%+v; want DONE PodDeleted and no second pod", err, len(pods), obj.Status)
+		t.Fatalf("pod deleted: err=%v pods=%d status=%+v; want DONE PodDeleted and the pod released", err, len(pods), obj.Status)
+	}
+	if _, _, _, err := reconcileOnce(t, restarted, req); err != nil || creates != 1 {
+		t.Fatalf("once more: err=%v, %d creates; want exactly 1", err, creates)
+	}
+}
+
+// A create whose answer is lost (a timeout) may still have made the pod: the
+// retry finds it by its name and adopts it.
+func TestCreateThatTimedOutIsAdoptedNotRepeated(t *testing.T) {
+	timeouts := 1
+	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if err := c.Create(ctx, obj, opts...); err != nil {
+				return err
+			}
+			if timeouts > 0 {
+				timeouts--
+				return apierrors.NewTimeoutError("request did not complete", 1)
+			}
+			return nil
+		},
+	})
+	if _, _, pods, err := reconcileOnce(t, r, req); !apierrors.IsTimeout(err) || len(pods) != 1 {
+		t.Fatalf("first create: err=%v pods=%d; want the timeout returned for a retry, and the pod made", err, len(pods))
+	}
+	_, obj, pods, err := reconcileOnce(t, r, req)
+	if err != nil || len(pods) != 1 || obj.Status.Phase != cnatv1alpha1.PhaseRunning || obj.Status.PodName != pods[0].Name {
+		t.Fatalf("retry: err=%v pods=%d status=%+v; want RUNNING naming the one pod", err, len(pods), obj.Status)
+	}
+}
+
+// A refused create is said once in the status and as a Warning, then retried
+// with a backoff that doubles, without writing again, until the starting
+// deadline ends the At as Missed with the refusal in its message.
+func TestRefusedCreateIsReportedOnceAndRetriedUntilTheStartingDeadline(t *testing.T) {
+	writes := 0
+	r, clock, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, obj.GetName(), errors.New("exceeded quota: pods=0"))
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			writes++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	recorder := events.NewFakeRecorder(10)
+	r.Recorder = recorder
+	obj := &cnatv1alpha1.At{}
+	if err := r.Client.Get(context.Background(), req.NamespacedName, obj); err != nil {
+		t.Fatal(err)
+	}
+	obj.Spec.StartingDeadlineSeconds = ptr.To[int64](20)
+	if err := r.Client.Update(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+
+	result, obj, pods, err := reconcileOnce(t, r, req)
+	held := meta.FindStatusCondition(obj.Status.Conditions, cnatv1alpha1.ConditionHeld)
+	if err != nil || len(pods) != 0 || held == nil || held.Reason != cnatv1alpha1.ReasonFailedCreate ||
+		!strings.Contains(held.Message, "exceeded quota") || result.RequeueAfter != time.Second {
+		t.Fatalf("refused: err=%v result=%+v held=%+v; want Held FailedCreate with the API server's message, retry in 1s", err, result, held)
+	}
+	if e := <-recorder.Events; !strings.Contains(e, "Warning FailedCreate") || !strings.Contains(e, "exceeded quota") {
+		t.Errorf("event %q, want a FailedCreate Warning with the message", e)
+	}
+	// Each retry waits as long as the refusal has lasted: 1s, 2s, 4s, 8s.
+	elapsed := time.Duration(0)
+	for _, step := range []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second} {
+		clock.Step(step)
+		elapsed += step
+		result, _, _, err = reconcileOnce(t, r, req)
+		if err != nil || result.RequeueAfter != elapsed {
+			t.Fatalf("retry %s after the refusal: err=%v result=%+v; want a wait of %s", elapsed, err, result, elapsed)
+		}
+	}
+	if writes != 1 || len(recorder.Events) != 0 {
+		t.Errorf("%d status writes, %d more events; want the refusal said once", writes, len(recorder.Events))
+	}
+	clock.Step(16 * time.Second)
+	_, obj, _, err = reconcileOnce(t, r, req)
+	if err != nil || obj.Status.Result != cnatv1alpha1.ResultMissed || !strings.Contains(obj.Status.Message, "FailedCreate") {
+		t.Fatalf("past the deadline: err=%v status=%+v; want Missed naming FailedCreate", err, obj.Status)
 	}
 }
 

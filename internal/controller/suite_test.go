@@ -11,9 +11,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,6 +31,9 @@ import (
 // k8sClient talks to the suite's API server, on which a manager runs the At
 // controller with the CRD exactly as config/crd installs it.
 var k8sClient client.Client
+
+// restConfig reaches the suite's API server, for tests that build their own clients.
+var restConfig *rest.Config
 
 var scheme = runtime.NewScheme()
 
@@ -54,7 +59,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
 		os.Exit(1)
 	}
-	k8sClient = c
+	k8sClient, restConfig = c, env.Config
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: unmanagedNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, "creating namespace", unmanagedNamespace+":", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	stop()
 	if err := env.Stop(); err != nil {
@@ -79,10 +88,14 @@ func startEnvironment(crd *apiextensionsv1.CustomResourceDefinition) (*envtest.E
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	cacheOptions := CacheOptions(nil)
+	// Tests that play a manager's life by hand (restarts, lost writes) keep
+	// their Ats out of the suite's manager's sight.
+	cacheOptions.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", unmanagedNamespace)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   CacheOptions(nil),
+		Cache:   cacheOptions,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -120,6 +133,9 @@ func startEnvironment(crd *apiextensionsv1.CustomResourceDefinition) (*envtest.E
 	}
 	return env, c, stop, nil
 }
+
+// unmanagedNamespace is the namespace the suite's manager does not watch.
+const unmanagedNamespace = "unmanaged"
 
 // newNamespace gives each test its own namespace.
 func newNamespace(t *testing.T, c client.Client) string {

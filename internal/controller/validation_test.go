@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -40,6 +41,13 @@ func TestAdmissionValidation(t *testing.T) {
 		{"image in upper case", func(s *cnatv1alpha1.AtSpec) { s.Image = "BusyBox" }, "spec.image"},
 		{"zero starting deadline", func(s *cnatv1alpha1.AtSpec) { s.StartingDeadlineSeconds = ptr.To[int64](0) }, "spec.startingDeadlineSeconds"},
 		{"negative active deadline", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](-1) }, "spec.activeDeadlineSeconds"},
+		{"active deadline beyond a pod's int32", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](1 << 31) }, "spec.activeDeadlineSeconds"},
+		{"largest active deadline a pod takes", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](1<<31 - 1) }, ""},
+		{"starting deadline near MaxInt64", func(s *cnatv1alpha1.AtSpec) { s.StartingDeadlineSeconds = ptr.To[int64](math.MaxInt64) }, "spec.startingDeadlineSeconds"},
+		{"last instant of year 9999 in UTC", func(s *cnatv1alpha1.AtSpec) { s.Schedule = "9999-12-31T22:59:59.999-01:00" }, ""},
+		{"year 10000 once in UTC", func(s *cnatv1alpha1.AtSpec) { s.Schedule = "9999-12-31T23:30:00-01:00" }, "spec.schedule must fall in the years 0001 to 9999"},
+		{"year 0000 once in UTC", func(s *cnatv1alpha1.AtSpec) { s.Schedule = "0001-01-01T00:30:00+01:00" }, "spec.schedule must fall in the years 0001 to 9999"},
+		{"first instant of year 0001 in UTC", func(s *cnatv1alpha1.AtSpec) { s.Schedule = "0001-01-01T01:00:00+01:00" }, ""},
 		{"negative TTL", func(s *cnatv1alpha1.AtSpec) { s.TTLSecondsAfterFinished = ptr.To[int32](-1) }, "spec.ttlSecondsAfterFinished"},
 	}
 	for _, tc := range tests {
