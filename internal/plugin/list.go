@@ -119,8 +119,13 @@ func (s *session) printAts(pf *genericclioptions.PrintFlags, ats []cnatv1alpha1.
 	for i := range ats {
 		ats[i].SetGroupVersionKind(gvk)
 	}
-	if single {
-		return p.PrintObj(&ats[0], s.Out)
+	if single || outputFormat(pf) == "name" { // the name printer takes no typed lists
+		for i := range ats {
+			if err := p.PrintObj(&ats[i], s.Out); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return p.PrintObj(&cnatv1alpha1.AtList{Items: ats}, s.Out)
 }

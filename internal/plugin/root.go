@@ -82,13 +82,13 @@ func (e *ExitError) Unwrap() error { return e.Err }
 func Main(version string) int {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	cmd := NewCommand(NewOptions(streams), version)
-	return Run(cmd, streams.ErrOut)
+	return Run(context.Background(), cmd, streams.ErrOut)
 }
 
 // Run executes cmd and turns its error into an exit code and a message on
 // errOut, as kubectl does ("error: ...", exit 1), except for an ExitError.
-func Run(cmd *cobra.Command, errOut io.Writer) int {
-	err := cmd.ExecuteContext(context.Background())
+func Run(ctx context.Context, cmd *cobra.Command, errOut io.Writer) int {
+	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

@@ -81,7 +81,8 @@ func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kin
 			return false, err
 		}
 		if !exists {
-			return false, &goneError{kind: kind, namespace: namespace, name: name}
+			// The caller read it just before: it was deleted meanwhile.
+			return false, &goneError{kind: kind, name: name}
 		}
 		return check(obj)
 	}
@@ -90,7 +91,7 @@ func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kin
 		case watch.Deleted:
 			// The object may come as a tombstone when the informer missed the delete.
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(e.Object); err == nil && key == namespace+"/"+name {
-				return false, &goneError{kind: kind, namespace: namespace, name: name, deleted: true}
+				return false, &goneError{kind: kind, name: name}
 			}
 			return false, nil
 		case watch.Added, watch.Modified:
@@ -105,15 +106,9 @@ func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kin
 	return last, err
 }
 
-// goneError: the object waited for does not exist, or was deleted meanwhile.
-type goneError struct {
-	kind, namespace, name string
-	deleted               bool
-}
+// goneError: the object waited for was deleted.
+type goneError struct{ kind, name string }
 
 func (e *goneError) Error() string {
-	if e.deleted {
-		return fmt.Sprintf("%s %q was deleted while waiting for it", e.kind, e.name)
-	}
-	return fmt.Sprintf("%s %q not found in namespace %q", e.kind, e.name, e.namespace)
+	return fmt.Sprintf("%s %q was deleted while waiting for it", e.kind, e.name)
 }
