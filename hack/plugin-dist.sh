@@ -36,4 +36,4 @@ done
 (cd "$DIST" && sha256sum kubectl-at_*.tar.gz >checksums.txt)
 go run -C "$REPO_ROOT" ./hack/krew-manifest --template plugins/at.yaml --tag "$VERSION" \
   --checksums "$DIST/checksums.txt" >"$DIST/at.yaml"
-log "dist/: $(cd "$DIST" && ls kubectl-at_*.tar.gz | wc -l) archives, checksums.txt, at.yaml (krew manifest)"
+log "dist/: $(wc -l <"$DIST/checksums.txt") archives, checksums.txt, at.yaml (the krew manifest)"
