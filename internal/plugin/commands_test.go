@@ -24,16 +24,16 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func atIn(ns, name string, st cnatv1alpha1.AtStatus) *cnatv1alpha1.At {
+func atIn(name string, st cnatv1alpha1.AtStatus) *cnatv1alpha1.At {
 	return &cnatv1alpha1.At{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name, UID: types.UID("uid-" + name)},
 		Spec:       cnatv1alpha1.AtSpec{Schedule: "2026-11-29T21:00:00Z", Command: "echo hi"},
 		Status:     st,
 	}
 }
 
 func doneAt(name string, r cnatv1alpha1.Result, code *int32, reason string) *cnatv1alpha1.At {
-	return atIn("team", name, cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseDone, Result: r, ExitCode: code, Reason: reason,
+	return atIn(name, cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseDone, Result: r, ExitCode: code, Reason: reason,
 		PodName: name + "-pod", CompletionTime: ptr.To(metav1.NewMicroTime(testNow.Add(-time.Minute)))})
 }
 
@@ -212,11 +212,11 @@ func TestWaitWhenAlreadyDone(t *testing.T) {
 }
 
 func TestWaitWatchesUntilDone(t *testing.T) {
-	e := newEnv(t, atIn("team", "job", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
+	e := newEnv(t, atIn("job", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
 	done := make(chan int)
 	go func() { done <- e.run(ctx(t), "wait", "at/job") }()
 	<-e.ats.watches // wait is watching
-	running := atIn("team", "job", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning})
+	running := atIn("job", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning})
 	if err := e.ats.tracker.Update(atsGVR, running, "team"); err != nil {
 		t.Fatal(err)
 	}
@@ -239,12 +239,12 @@ func TestWaitWatchesUntilDone(t *testing.T) {
 
 func TestWaitErrors(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
-		e := newEnv(t, atIn("team", "slow", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
+		e := newEnv(t, atIn("slow", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
 		expect(t, e, e.run(ctx(t), "wait", "slow", "--timeout", "300ms"), ExitTimeout, "",
 			"error: timed out after 300ms waiting for at/slow to be DONE; it is PENDING")
 	})
 	t.Run("deleted while waiting", func(t *testing.T) {
-		e := newEnv(t, atIn("team", "doomed", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning}))
+		e := newEnv(t, atIn("doomed", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning}))
 		done := make(chan int)
 		go func() { done <- e.run(ctx(t), "wait", "doomed") }()
 		<-e.ats.watches
@@ -300,18 +300,18 @@ func TestLogs(t *testing.T) {
 		expect(t, e, e.run(ctx(t), "logs", "late"), 1, "", "at/late ended Missed without a pod (MissedStartingDeadline): there is no output")
 	})
 	t.Run("not yet", func(t *testing.T) {
-		e := newEnv(t, atIn("team", "later", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
+		e := newEnv(t, atIn("later", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending}))
 		expect(t, e, e.run(ctx(t), "logs", "later"), 1, "", "at/later has not run yet (due 10m ago); use -f to wait for its output")
 	})
 	t.Run("pod created, RUNNING not yet recorded", func(t *testing.T) {
-		starting := atIn("team", "starting", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending})
+		starting := atIn("starting", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending})
 		e := newEnv(t, starting, runningPod(starting, "starting-abc", true))
 		// podOf finds the pod by the At's UID label before status.podName is written.
 		expect(t, e, e.run(ctx(t), "logs", "starting"), 0, "fake logs", "")
 	})
 	t.Run("follow waits for the pod", func(t *testing.T) {
 		clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, false)
-		soon := atIn("team", "soon", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending})
+		soon := atIn("soon", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhasePending})
 		e := newEnv(t, soon)
 		done := make(chan int)
 		go func() { done <- e.run(ctx(t), "logs", "-f", "soon") }()
@@ -319,10 +319,15 @@ func TestLogs(t *testing.T) {
 		if _, err := e.core.CoreV1().Pods("team").Create(ctx(t), runningPod(soon, "soon-pod", true), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		running := atIn("team", "soon", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning, PodName: "soon-pod"})
+		running := atIn("soon", cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseRunning, PodName: "soon-pod"})
 		if err := e.ats.tracker.Update(atsGVR, running, "team"); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, e, <-done, 0, "fake logs", "")
 	})
+}
+
+func TestCompletionOffersAtNames(t *testing.T) {
+	e := newEnv(t, atIn("alpha", cnatv1alpha1.AtStatus{}), atIn("beta", cnatv1alpha1.AtStatus{}))
+	expect(t, e, e.run(ctx(t), "__complete", "wait", ""), 0, "alpha\nbeta\n:4\n", "")
 }

@@ -103,12 +103,10 @@ func (s *session) podOf(cmd *cobra.Command, a *cnatv1alpha1.At) (string, error) 
 }
 
 func noRunYet(a *cnatv1alpha1.At, s *session) error {
-	switch {
-	case a.Status.Phase == cnatv1alpha1.PhaseDone:
+	if a.Status.Phase == cnatv1alpha1.PhaseDone {
 		return fmt.Errorf("at/%s ended %s without a pod (%s): there is no output", a.Name, a.Status.Result, reasonText(a.Status))
-	default:
-		return fmt.Errorf("at/%s has not run yet (%s); use -f to wait for its output", a.Name, relativeSchedule(a, s.Now()))
 	}
+	return fmt.Errorf("at/%s has not run yet (%s); use -f to wait for its output", a.Name, relativeSchedule(a, s.Now()))
 }
 
 // podGone turns a missing pod into an explanation.

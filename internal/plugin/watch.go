@@ -67,13 +67,13 @@ type object interface {
 func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kind, namespace, name string,
 	cond func(T) bool) (T, error) {
 	var last T
-	check := func(obj any) (bool, error) {
+	check := func(obj any) bool {
 		o, ok := obj.(T)
 		if !ok || o.GetName() != name || o.GetNamespace() != namespace {
-			return false, nil // a fake or an old server may ignore the field selector
+			return false // a fake or an old server may ignore the field selector
 		}
 		last = o
-		return cond(o), nil
+		return cond(o)
 	}
 	precondition := func(store cache.Store) (bool, error) {
 		obj, exists, err := store.GetByKey(namespace + "/" + name)
@@ -84,7 +84,7 @@ func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kin
 			// The caller read it just before: it was deleted meanwhile.
 			return false, &goneError{kind: kind, name: name}
 		}
-		return check(obj)
+		return check(obj), nil
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, objType, precondition, func(e watch.Event) (bool, error) {
 		switch e.Type {
@@ -95,7 +95,7 @@ func until[T object](ctx context.Context, lw cache.ListerWatcher, objType T, kin
 			}
 			return false, nil
 		case watch.Added, watch.Modified:
-			return check(e.Object)
+			return check(e.Object), nil
 		default:
 			return false, nil
 		}
