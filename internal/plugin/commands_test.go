@@ -76,6 +76,15 @@ func TestCreate(t *testing.T) {
 	}
 }
 
+func TestCreateDryRunClientSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e, e.run(ctx(t), "create", "hello", "--in", "90s", "--dry-run=client", "--", "echo"), 0,
+		"at/hello created (client dry run), runs at 2026-11-29T21:11:30Z (in 90s)\n", "")
+	if e.ats.creates != 0 {
+		t.Errorf("%d creates", e.ats.creates)
+	}
+}
+
 func TestCreateOutputName(t *testing.T) {
 	e := newEnv(t)
 	expect(t, e, e.run(ctx(t), "create", "hello", "--in", "0s", "-o", "name", "--", "echo", "hi"), 0,

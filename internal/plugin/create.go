@@ -110,12 +110,5 @@ func runCreate(cmd *cobra.Command, o *Options, co *createOptions, pf *genericcli
 		return err
 	}
 	a.Namespace = s.namespace
-	if co.dryRun.value != "client" {
-		created, err := s.Ats.Create(cmd.Context(), a, co.dryRun.createOptions())
-		if err != nil {
-			return s.apiError(fmt.Errorf("creating at/%s: %w", a.Name, err), "")
-		}
-		a = created
-	}
-	return s.printCreated(pf, &co.dryRun, a, fmt.Sprintf("at/%s created%s, %s", a.Name, co.dryRun.suffix(), whenText(when, now)))
+	return s.submit(cmd.Context(), pf, &co.dryRun, a, ", "+whenText(when, now))
 }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -92,11 +93,18 @@ func outputFormat(pf *genericclioptions.PrintFlags) string {
 	return *pf.OutputFormat
 }
 
-// printCreated prints a created (or dry-run) At: the human line without -o,
-// else what -o asks for.
-func (s *session) printCreated(pf *genericclioptions.PrintFlags, dry *dryRunFlag, a *cnatv1alpha1.At, human string) error {
+// submit creates a (a client dry run only pretends to) and prints it: what
+// -o asks for, else "at/NAME created" and detail.
+func (s *session) submit(ctx context.Context, pf *genericclioptions.PrintFlags, dry *dryRunFlag, a *cnatv1alpha1.At, detail string) error {
+	if dry.value != "client" {
+		created, err := s.Ats.Create(ctx, a, dry.createOptions())
+		if err != nil {
+			return s.apiError(fmt.Errorf("creating at/%s: %w", a.Name, err), "")
+		}
+		a = created
+	}
 	if outputFormat(pf) == "" {
-		_, err := fmt.Fprintln(s.Out, human)
+		_, err := fmt.Fprintf(s.Out, "at/%s created%s%s\n", a.Name, dry.suffix(), detail)
 		return err
 	}
 	if err := pf.Complete("%s" + dry.suffix()); err != nil {

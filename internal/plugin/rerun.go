@@ -75,15 +75,7 @@ It is what "kubectl create job --from=cronjob/NAME" is for a CronJob.`,
 		if errs := validation.IsDNS1123Subdomain(a.Name); len(errs) > 0 {
 			return fmt.Errorf("%q is not a valid At name: %s", a.Name, strings.Join(errs, "; "))
 		}
-		if ro.dryRun.value != "client" {
-			created, err := s.Ats.Create(cmd.Context(), a, ro.dryRun.createOptions())
-			if err != nil {
-				return s.apiError(fmt.Errorf("creating at/%s: %w", a.Name, err), "")
-			}
-			a = created
-		}
-		return s.printCreated(pf, &ro.dryRun, a, fmt.Sprintf("at/%s created%s as a rerun of at/%s, %s",
-			a.Name, ro.dryRun.suffix(), orig.Name, whenText(when, now)))
+		return s.submit(cmd.Context(), pf, &ro.dryRun, a, fmt.Sprintf(" as a rerun of at/%s, %s", orig.Name, whenText(when, now)))
 	}
 	return cmd
 }
