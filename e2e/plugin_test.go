@@ -175,14 +175,16 @@ func TestInstallYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// kind writes the scratch cluster's context here, not into the user's
+	// kubeconfig, whose current context others rely on.
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	run := func(t *testing.T, ctx context.Context, env []string, name string, args ...string) string {
 		t.Helper()
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Dir = root
-		cmd.Env = append(append(os.Environ(), "CLUSTER_NAME="+installCluster, "PATH="+filepath.Join(root, "bin")+
-			string(os.PathListSeparator)+os.Getenv("PATH")), env...)
+		cmd.Env = append(append(os.Environ(), "CLUSTER_NAME="+installCluster, "KUBECONFIG="+kubeconfig,
+			"PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH")), env...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -202,9 +204,6 @@ func TestInstallYAML(t *testing.T) {
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			buildPlugin(t)
 			run(t, ctx, nil, filepath.Join(root, "hack", "cluster.sh"), "up")
-			if err := os.WriteFile(kubeconfig, []byte(run(t, ctx, nil, kindPath, "get", "kubeconfig", "--name", installCluster)), 0o600); err != nil {
-				t.Fatal(err)
-			}
 			return ctx
 		}).
 		Assess("make build-installer renders one file with the image resolved", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
