@@ -71,8 +71,9 @@ func runWait(cmd *cobra.Command, o *Options, arg string, timeout time.Duration) 
 	if err != nil {
 		return err
 	}
+	name := a.Name
 	if _, done := ExitCode(a.Status); !done {
-		a, err = until(ctx, s.atWatch(a.Name), &cnatv1alpha1.At{}, "at", s.namespace, a.Name, func(a *cnatv1alpha1.At) bool {
+		a, err = until(ctx, s.atWatch(name), &cnatv1alpha1.At{}, "at", s.namespace, name, func(a *cnatv1alpha1.At) bool {
 			_, done := ExitCode(a.Status)
 			return done
 		})
@@ -81,10 +82,10 @@ func runWait(cmd *cobra.Command, o *Options, arg string, timeout time.Duration) 
 			if a != nil && a.Status.Phase != "" {
 				phase = string(a.Status.Phase)
 			}
-			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("timed out after %s waiting for at/%s to be DONE; it is %s", timeout, arg, phase)}
+			return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("timed out after %s waiting for at/%s to be DONE; it is %s", timeout, name, phase)}
 		}
 		if err != nil {
-			return s.apiError(err, arg)
+			return s.apiError(err, name)
 		}
 	}
 	code, _ := ExitCode(a.Status)
