@@ -44,6 +44,7 @@ trap 'rm -f "$tmp"' EXIT
 # shellcheck disable=SC2086
 kubectl kustomize "$overlay" | (cd "$REPO_ROOT" && "$KO" resolve ${KO_FLAGS:-} -f -) >"$tmp"
 grep -q 'ko://' "$tmp" && die "ko left an unresolved ko:// reference in $OUTPUT"
+chmod 0644 "$tmp" # mktemp's 0600 is no mode for a file to publish
 mv "$tmp" "$OUTPUT"
 trap - EXIT
 log "wrote $OUTPUT (manager image: $(sed -n 's/^ *image: //p' "$OUTPUT" | head -n 1))"
