@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,9 +132,12 @@ func TestKubectlAt(t *testing.T) {
 				fields := strings.Fields(line)
 				rows[fields[0]] = fields
 			}
-			// NAME SCHEDULE(2 words) PHASE RESULT EXIT FINISHED(2 words) [REASON]
+			// NAME SCHEDULE PHASE RESULT EXIT FINISHED [REASON]; a relative
+			// time is one word ("now") or two ("3s ago"), so PHASE is found by value.
 			for name, want := range map[string]string{"hi": "DONE Succeeded 0", "fails": "DONE Failed 3", rerunName: "DONE Succeeded 0"} {
-				if row := rows[name]; len(row) < 6 || strings.Join(row[3:6], " ") != want {
+				row := rows[name]
+				phase := slices.Index(row, "DONE")
+				if phase < 0 || len(row) < phase+3 || strings.Join(row[phase:phase+3], " ") != want {
 					t.Errorf("list row of %s: %q, want %q", name, row, want)
 				}
 			}
