@@ -42,7 +42,7 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest (cached).
 test-unit: envtest-assets ## Unit tests and envtest integration tests.
 	@mkdir -p $(ARTIFACTS)
 	KUBEBUILDER_ASSETS="$$(hack/build-binaries.sh envtest)" $(GOTESTSUM) --format pkgname \
-		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/...
+		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./hack/krew-manifest/...
 
 e2e: ## End-to-end: kind cluster (reused when warm), e2e-framework features, chainsaw suites.
 	hack/e2e.sh
@@ -74,6 +74,24 @@ deploy: ## Build the manager with ko into the cluster and deploy config/default.
 
 dev: cluster deploy ## Cluster, manager, and the sample At run to DONE with its output.
 	hack/run-sample.sh
+
+##@ Plugin and release
+.PHONY: plugin plugin-dist build-installer release-dry-run
+# The version the plugin reports and the release files carry.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+plugin: ## Build the kubectl plugin into bin/kubectl-at (with bin/ on PATH: kubectl at ...).
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o bin/kubectl-at ./cmd/kubectl-at
+
+plugin-dist: ## Cross-build kubectl-at (linux, darwin, windows x amd64, arm64), checksums and the krew manifest into dist/.
+	hack/plugin-dist.sh $(VERSION)
+
+build-installer: ## Render dist/install.yaml: CRD, RBAC, manager (image by ko to KO_DOCKER_REPO; kind.local: the kind cluster).
+	hack/build-installer.sh
+
+release-dry-run: ## What the release workflow builds, locally: plugin-dist, and build-installer into the kind cluster.
+	$(MAKE) plugin-dist
+	KO_DOCKER_REPO=kind.local $(MAKE) build-installer
 
 ##@ Benchmark
 .PHONY: bench
