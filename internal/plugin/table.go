@@ -33,6 +33,7 @@ var routineReasons = map[string]bool{
 	"":                            true,
 	cnatv1alpha1.ReasonScheduled:  true,
 	cnatv1alpha1.ReasonPodCreated: true,
+	cnatv1alpha1.ReasonNotHeld:    true,
 	cnatv1alpha1.ReasonSucceeded:  true,
 }
 
