@@ -75,8 +75,8 @@ patches:
 	return file
 }
 
-// run runs a command from the repository root against the test cluster.
-func run(ctx context.Context, cfg *envconf.Config, name string, args ...string) error {
+// runFromRepo runs a command from the repository root against the test cluster.
+func runFromRepo(ctx context.Context, cfg *envconf.Config, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cfg.KubeconfigFile())
@@ -130,14 +130,14 @@ func TestNamespacedInstall(t *testing.T) {
 				}
 			})
 			t.Cleanup(func() {
-				if err := run(context.WithoutCancel(ctx), cfg, "kubectl", "delete", "--ignore-not-found", "--wait", "-f", rendered); err != nil {
+				if err := runFromRepo(context.WithoutCancel(ctx), cfg, "kubectl", "delete", "--ignore-not-found", "--wait", "-f", rendered); err != nil {
 					t.Errorf("uninstalling the namespaced install: %v", err)
 				}
 			})
 			if err := scaleManager(ctx, cfg, 0); err != nil {
 				t.Fatal(err)
 			}
-			if err := run(ctx, cfg, ko, "apply", "-f", rendered); err != nil {
+			if err := runFromRepo(ctx, cfg, ko, "apply", "-f", rendered); err != nil {
 				t.Fatal(err)
 			}
 			err := wait.For(conditions.New(cfg.Client().Resources()).DeploymentAvailable(deployment, installNS),
