@@ -58,8 +58,8 @@ test: clean-reports verify-generated vet test-unit e2e ## Every test tier: unit,
 install: ## Apply the CRD to the current kubeconfig's cluster.
 	kubectl apply -k config/crd
 
-run: install ## Run the manager locally against the current kubeconfig.
-	go run ./cmd --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+run: install ## Run the manager locally against the current kubeconfig (metrics: plain HTTP on :8080, insecure).
+	go run ./cmd --metrics-secure=false --metrics-bind-address=:8080 --health-probe-bind-address=:8081
 
 ##@ Local cluster
 .PHONY: cluster cluster-down deploy dev

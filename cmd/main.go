@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
@@ -32,6 +34,8 @@ type options struct {
 	defaultImage            string
 	leaderElect             bool
 	metricsAddr             string
+	metricsSecure           bool
+	metricsCertDir          string
 	probeAddr               string
 	maxConcurrentReconciles int
 	qps                     float64
@@ -62,7 +66,13 @@ func parseFlags(args []string) (options, *zap.Options, error) {
 		"Image for Ats that set no spec.image; it must provide sh.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica acts at a time.")
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS to callers the API server authenticates (TokenReview) and authorizes for GET /metrics "+
+			"(SubjectAccessReview). false serves plain HTTP to anyone who reaches the port: insecure, for `make run` only.")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "",
+		"Directory holding tls.crt and tls.key for the metrics endpoint (e.g. a mounted cert-manager Secret), "+
+			"reloaded when they change. Default: a self-signed certificate generated at start-up.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 16, "Ats reconciled in parallel.")
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Sustained requests per second to the API server.")
@@ -86,6 +96,9 @@ func (o options) validate() error {
 	}
 	if o.qps <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive, got %g", o.qps))
+	}
+	if o.metricsCertDir != "" && !o.metricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure: plain HTTP uses no certificate"))
 	}
 	if o.burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.burst))
@@ -125,7 +138,7 @@ func run(o options) error {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "cnat.programming-kubernetes.info",
@@ -156,6 +169,27 @@ func run(o options) error {
 	}
 	ctrl.Log.Info("starting manager", "defaultImage", o.defaultImage, "watchNamespaces", o.watchNamespaces.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// metricsOptions serves /metrics as the kubebuilder scaffold does: HTTPS, and
+// only to callers whose bearer token the API server accepts and who may GET
+// the /metrics non-resource URL (the metrics-reader ClusterRole). The At pods
+// run user code and can reach the manager's pod network; plain HTTP would
+// hand them the cluster's scheduling activity.
+func metricsOptions(o options) metricsserver.Options {
+	if !o.metricsSecure {
+		return metricsserver.Options{BindAddress: o.metricsAddr}
+	}
+	return metricsserver.Options{
+		BindAddress:    o.metricsAddr,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		CertDir:        o.metricsCertDir,
+		// HTTP/1.1 only: HTTP/2's stream reset and rapid reset attacks
+		// (CVE-2023-44487, CVE-2023-39325) cost the server more than the
+		// client, and a scraper gains nothing from HTTP/2.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
 }
 
 func controllerOptions(o options) crcontroller.Options {

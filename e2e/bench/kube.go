@@ -18,15 +18,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-const (
-	managerNamespace = "cnat-system"
-	metricsService   = "cnat-controller-manager-metrics"
+	"github.com/programming-kubernetes/cnat/e2e/internal/scrape"
 )
 
 type bench struct {
@@ -123,14 +119,10 @@ func unschedulablePod(ns, name, image string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 }
 
-// managerMetrics is the manager's /metrics text, scraped through the API
-// server's service proxy.
+// managerMetrics is the manager's /metrics text, scraped over HTTPS with
+// the token of a service account bound to metrics-reader.
 func (b *bench) managerMetrics(ctx context.Context) (metricsText, error) {
-	cs, err := kubernetes.NewForConfig(b.cfg)
-	if err != nil {
-		return "", err
-	}
-	body, err := cs.CoreV1().Services(managerNamespace).ProxyGet("http", metricsService, "metrics", "/metrics", nil).DoRaw(ctx)
+	body, err := scrape.Manager(ctx, b.cfg)
 	return metricsText(body), err
 }
 
