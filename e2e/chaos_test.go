@@ -93,15 +93,6 @@ func (w *podWitness) seen() int {
 	return len(w.uids)
 }
 
-func clientsetOf(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
-	t.Helper()
-	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientset
-}
-
 // forceDeleteManager deletes the manager's pods with no grace: no shutdown,
 // no lease release, as a node that died.
 func forceDeleteManager(ctx context.Context, clientset kubernetes.Interface) error {

@@ -120,11 +120,7 @@ func requireOnePod(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *
 
 func podLog(ctx context.Context, t *testing.T, cfg *envconf.Config, pod corev1.Pod) string {
 	t.Helper()
-	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: at.ContainerName}).Stream(ctx)
+	stream, err := clientsetOf(t, cfg).CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: at.ContainerName}).Stream(ctx)
 	if err != nil {
 		t.Fatalf("reading the log of pod %s: %v", pod.Name, err)
 	}
@@ -150,4 +146,13 @@ func eventReasons(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *c
 		}
 	}
 	return strings.Join(reasons, ",")
+}
+
+func clientsetOf(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
+	t.Helper()
+	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientset
 }

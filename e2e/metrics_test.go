@@ -24,15 +24,6 @@ import (
 	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
-func clientsetOf(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
-	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
-
 // getMetrics scrapes the deployed manager with token ("" sends none).
 func getMetrics(ctx context.Context, t *testing.T, cfg *envconf.Config, token string) (int, string) {
 	t.Helper()
