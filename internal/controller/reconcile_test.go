@@ -139,8 +139,11 @@ func TestPodDeletedBeforeRunningWasRecordedEndsTheAtWithoutASecondPod(t *testing
 	creates := 0
 	r, _, req := fakeReconciler(t, fixedSchedule, interceptor.Funcs{
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			creates++
-			return c.Create(ctx, obj, opts...)
+			err := c.Create(ctx, obj, opts...)
+			if err == nil {
+				creates++
+			}
+			return err
 		},
 	})
 	_, _, pods, err := reconcileOnce(t, r, req)

@@ -71,10 +71,11 @@ func TestPodDeletedBeforeRunningAcrossARestartNeverRunsTwice(t *testing.T) {
 	}
 	creates := 0
 	countCreates := interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
-		if _, ok := o.(*corev1.Pod); ok {
+		err := c.Create(ctx, o, opts...)
+		if _, ok := o.(*corev1.Pod); ok && err == nil {
 			creates++
 		}
-		return c.Create(ctx, o, opts...)
+		return err
 	}}
 	loseStatusWrites := countCreates
 	loseStatusWrites.SubResourcePatch = func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
@@ -115,7 +116,7 @@ func TestPodDeletedBeforeRunningAcrossARestartNeverRunsTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Status.Phase != cnatv1alpha1.PhaseDone || got.Status.Reason != cnatv1alpha1.ReasonPodDeleted || creates != 1 {
-		t.Errorf("status %s/%s after %d pod creates; want DONE PodDeleted after exactly 1", got.Status.Phase, got.Status.Reason, creates)
+		t.Errorf("status %s/%s after %d pods created; want DONE PodDeleted after exactly 1", got.Status.Phase, got.Status.Reason, creates)
 	}
 	waitForPodGone(t, podKey)
 }
