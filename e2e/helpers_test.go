@@ -3,16 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/e2e-framework/klient/k8s"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 	"sigs.k8s.io/e2e-framework/klient/wait"
@@ -116,38 +112,4 @@ func requireOnePod(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *
 		t.Fatalf("At %s has %d pods, want exactly 1", obj.Name, len(pods))
 	}
 	return pods[0]
-}
-
-func podLog(ctx context.Context, t *testing.T, cfg *envconf.Config, pod corev1.Pod) string {
-	t.Helper()
-	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: at.ContainerName}).Stream(ctx)
-	if err != nil {
-		t.Fatalf("reading the log of pod %s: %v", pod.Name, err)
-	}
-	defer func() { _ = stream.Close() }()
-	out, err := io.ReadAll(stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
-// eventReasons lists the reasons of the Events recorded about obj.
-func eventReasons(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *cnatv1alpha1.At) string {
-	t.Helper()
-	var events eventsv1.EventList
-	if err := cfg.Client().Resources(obj.Namespace).List(ctx, &events); err != nil {
-		t.Fatalf("listing events: %v", err)
-	}
-	var reasons []string
-	for _, e := range events.Items {
-		if e.Regarding.UID == obj.UID {
-			reasons = append(reasons, e.Reason)
-		}
-	}
-	return strings.Join(reasons, ",")
 }

@@ -2,7 +2,7 @@
 # The project's kind cluster, online or fully offline (no container registry).
 #
 #   cluster.sh up       container engine, kind + ko, images (offline), the cluster
-#                       $CLUSTER_NAME (created, reused, or recreated when stale),
+#                       $KIND_CLUSTER_NAME (created, reused, or recreated when stale),
 #                       node and coredns Ready, run image loaded (offline)
 #   cluster.sh down     deletes the cluster
 #   cluster.sh images   everything `up` does except the cluster (for e2e tests
@@ -19,10 +19,8 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-CLUSTER_NAME=${CLUSTER_NAME:-cnat}
-CONTEXT=kind-$CLUSTER_NAME
-KIND=$CNAT_CACHE/kind-$KIND_VERSION/kind # where hack/tools.sh builds them
-KO=$CNAT_CACHE/ko-$KO_VERSION/ko
+KIND=$(tool_path kind "$KIND_VERSION") # built by hack/tools.sh
+KO=$(tool_path ko "$KO_VERSION")
 IMAGES_ENV=$CNAT_CACHE/images.env # written by hack/airgap/images.sh all
 WAIT_SECONDS=${WAIT_SECONDS:-300}
 
@@ -45,7 +43,6 @@ decide_airgap() {
 tools() {
   step "build kind ${KIND_VERSION}" "$HACK_DIR/tools.sh" kind >/dev/null
   step "build ko ${KO_VERSION}" "$HACK_DIR/tools.sh" ko >/dev/null
-  if [ ! -x "$KIND" ] || [ ! -x "$KO" ]; then die "hack/tools.sh did not build $KIND and $KO"; fi
 }
 
 # kind's own default node image, read from the pinned kind's source.
@@ -86,7 +83,7 @@ images() {
 
 kubectl_() {
   local k=kubectl
-  command -v kubectl >/dev/null || k=$CNAT_CACHE/k8s-$K8S_VERSION/kubectl
+  command -v kubectl >/dev/null || k=$K8S_DIR/kubectl
   "$k" --context "$CONTEXT" "$@"
 }
 
@@ -100,29 +97,29 @@ config_hash() { sha256sum <"$KIND_CONFIG" | cut -c1-12; }
 # workloads. A mark on the same tmpfs tells such a node from a healthy one.
 ETCD_MARK=/tmp/cnat-etcd-since-create
 
-cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$CLUSTER_NAME"; }
+cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$KIND_CLUSTER_NAME"; }
 
 # ensure_cluster: reuses a healthy cluster on the wanted node image; recreates
 # a stale (other image) or broken one.
 ensure_cluster() {
-  local node=$CLUSTER_NAME-control-plane have config
+  local node=$KIND_CLUSTER_NAME-control-plane have config
   if cluster_exists; then
     have=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$node" 2>/dev/null || true)
     config=$(docker exec "$node" cat "$CONFIG_MARK" 2>/dev/null || true)
     if [ "$have" != "$KIND_NODE_IMAGE true" ] || [ "$config" != "$(config_hash)" ]; then
-      log "cluster $CLUSTER_NAME is stale or stopped (node: ${have:-missing}, config ${config:-unknown}; want $KIND_NODE_IMAGE, config $(config_hash)): recreating"
+      log "cluster $KIND_CLUSTER_NAME is stale or stopped (node: ${have:-missing}, config ${config:-unknown}; want $KIND_NODE_IMAGE, config $(config_hash)): recreating"
     elif ! docker exec "$node" test -e "$ETCD_MARK"; then
-      log "cluster $CLUSTER_NAME's node has restarted since it was created, and its etcd (on tmpfs) with it: recreating"
-    elif "$KIND" export kubeconfig --name "$CLUSTER_NAME" 2>/dev/null &&
+      log "cluster $KIND_CLUSTER_NAME's node has restarted since it was created, and its etcd (on tmpfs) with it: recreating"
+    elif "$KIND" export kubeconfig --name "$KIND_CLUSTER_NAME" 2>/dev/null &&
       kubectl_ get --raw /readyz --request-timeout=10s >/dev/null 2>&1; then
-      log "reusing cluster $CLUSTER_NAME (node image $KIND_NODE_IMAGE)"
+      log "reusing cluster $KIND_CLUSTER_NAME (node image $KIND_NODE_IMAGE)"
       return 0
     else
-      log "cluster $CLUSTER_NAME does not answer: recreating"
+      log "cluster $KIND_CLUSTER_NAME does not answer: recreating"
     fi
-    "$KIND" delete cluster --name "$CLUSTER_NAME"
+    "$KIND" delete cluster --name "$KIND_CLUSTER_NAME"
   fi
-  "$KIND" create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --config "$KIND_CONFIG"
+  "$KIND" create cluster --name "$KIND_CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --config "$KIND_CONFIG"
   docker exec "$node" sh -c "echo $(config_hash) >$CONFIG_MARK && touch $ETCD_MARK"
 }
 
@@ -142,18 +139,18 @@ up() {
   local start=$SECONDS
   decide_airgap
   images
-  step "cluster ${CLUSTER_NAME}" ensure_cluster
+  step "cluster ${KIND_CLUSTER_NAME}" ensure_cluster
   step "wait for node Ready" wait_ready "node" node --all
   step "wait for coredns Ready" wait_ready "coredns" -n kube-system pod -l k8s-app=kube-dns
   if [ "$AIRGAP" = 1 ]; then
-    step "load run image ${RUN_IMAGE}" "$KIND" load docker-image "$RUN_IMAGE" --name "$CLUSTER_NAME"
+    step "load run image ${RUN_IMAGE}" "$KIND" load docker-image "$RUN_IMAGE" --name "$KIND_CLUSTER_NAME"
     "$HACK_DIR/airgap/images.sh" prune
   fi
-  log "cluster ${CLUSTER_NAME} ready in $((SECONDS - start))s (kubectl context ${CONTEXT})"
+  log "cluster ${KIND_CLUSTER_NAME} ready in $((SECONDS - start))s (kubectl context ${CONTEXT})"
 }
 
 print_env() {
-  printf '%s=%s\n' AIRGAP "$AIRGAP" KIND "$KIND" KO "$KO" KIND_CLUSTER_NAME "$CLUSTER_NAME" \
+  printf '%s=%s\n' AIRGAP "$AIRGAP" KIND "$KIND" KO "$KO" KIND_CLUSTER_NAME "$KIND_CLUSTER_NAME" \
     KIND_NODE_IMAGE "$KIND_NODE_IMAGE" KO_DOCKER_REPO kind.local RUN_IMAGE "$RUN_IMAGE"
   if [ "$AIRGAP" = 1 ]; then printf 'KO_DEFAULTBASEIMAGE=%s\n' "$KO_DEFAULTBASEIMAGE"; fi
 }
@@ -162,10 +159,10 @@ case "${1:-}" in
   up) up ;;
   down)
     [ -x "$KIND" ] || die "kind is not built ($KIND): nothing created a cluster with it"
-    step "delete cluster ${CLUSTER_NAME}" "$KIND" delete cluster --name "$CLUSTER_NAME"
+    step "delete cluster ${KIND_CLUSTER_NAME}" "$KIND" delete cluster --name "$KIND_CLUSTER_NAME"
     ;;
   images) decide_airgap && images ;;
   tools) tools ;;
   env) decide_airgap 2>/dev/null && load_env && print_env ;;
-  *) die "usage: $0 up|down|images|tools|env  (env: CLUSTER_NAME, AIRGAP=1|0)" ;;
+  *) die "usage: $0 up|down|images|tools|env  (env: KIND_CLUSTER_NAME, AIRGAP=1|0)" ;;
 esac

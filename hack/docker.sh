@@ -41,17 +41,6 @@ wait_for_dockerd() {
   die "dockerd did not answer (log: $DOCKERD_LOG)"
 }
 
-# install_packages PKG...: apt-get installs those not installed yet.
-install_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -gt 0 ] || { log "installed already: $*"; return 0; }
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # start_dockerd: dockerd in the background, detached from this shell, so it
 # outlives `make`. Its pid file marks it as ours (restart_dockerd needs that).
 # The pid file is written here, from $!, not by dockerd: a pid file left by a
