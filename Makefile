@@ -45,7 +45,7 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest (cached).
 test-unit: envtest-assets ## Unit tests and envtest integration tests.
 	@mkdir -p $(ARTIFACTS)
 	KUBEBUILDER_ASSETS="$$(hack/build-binaries.sh envtest)" $(GOTESTSUM) --format pkgname \
-		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./e2e/bench/...
+		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./e2e/bench/... ./e2e/cluster/...
 
 e2e: ## End-to-end on kind (reused when warm): e2e-framework features, chainsaw suites, kuttl cases.
 	hack/e2e.sh

@@ -27,7 +27,7 @@ export E2E_KEEP_CLUSTER=1 ARTIFACTS
 # holds only this cluster, not the user's current context.
 KUTTL_KUBECONFIG=$(mktemp)
 trap 'rm -f "$KUTTL_KUBECONFIG"' EXIT
-"$KIND" get kubeconfig --name "$KIND_CLUSTER_NAME" >"$KUTTL_KUBECONFIG"
+go run ./hack/kind-cluster kubeconfig >"$KUTTL_KUBECONFIG"
 
 rc=0
 (step "e2e-framework features (go test ./e2e/)" go tool gotestsum --format standard-verbose \

@@ -3,13 +3,14 @@
 # the Go tools from the Go module proxy into $CNAT_CACHE/<tool>-<version>,
 # and ShellCheck from Debian's packages.
 #
-#   tools.sh kind|ko|chainsaw|kuttl|actionlint|golangci-lint|shellcheck
+#   tools.sh ko|chainsaw|kuttl|actionlint|golangci-lint|shellcheck
+#
+# (kind is not among them: the cluster is made by the kind library, e2e/cluster.)
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-TOOLS="kind|ko|chainsaw|kuttl|actionlint|golangci-lint|shellcheck"
+TOOLS="ko|chainsaw|kuttl|actionlint|golangci-lint|shellcheck"
 case "${1:-}" in
-  kind) module=sigs.k8s.io/kind pkg=$module version=$KIND_VERSION ;;
   ko) module=github.com/google/ko pkg=$module version=$KO_VERSION ;;
   chainsaw) module=github.com/kyverno/chainsaw pkg=$module version=$CHAINSAW_VERSION ;;
   # kubectl-kuttl, the binary behind `kubectl kuttl`.
