@@ -111,7 +111,7 @@ ensure_engine() {
     return 0
   fi
   can_install
-  step "install ${ENGINE_PACKAGES[*]} ${TOOL_PACKAGES[*]}" install_packages "${ENGINE_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
+  step "install ${ENGINE_PACKAGES[*]} ${TOOL_PACKAGES[*]}" need_tools "${ENGINE_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
   start_dockerd
 }
 
@@ -128,7 +128,7 @@ ensure_privileged() {
   fi
   if ! command -v jq >/dev/null || ! command -v capsh >/dev/null; then
     can_install
-    install_packages "${TOOL_PACKAGES[@]}"
+    need_tools "${TOOL_PACKAGES[@]}"
   fi
   caps=$(missing_caps)
   [ -n "$caps" ] || { probe_privileged "$image" || true; die "privileged containers fail, and not for missing capabilities (see above)"; }

@@ -71,8 +71,9 @@ cluster_env() {
   set +a
 }
 
-# install_packages PKG...: apt-get installs those not installed yet (Debian, root).
-install_packages() {
+# need_tools PKG...: apt-get installs the Debian packages (named like the tools
+# they bring) that are not installed yet; needs Debian and root.
+need_tools() {
   local missing=() p
   for p in "$@"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -19,7 +19,7 @@ case "${1:-}" in
   golangci-lint) module=github.com/golangci/golangci-lint/v2 pkg=$module/cmd/golangci-lint version=$GOLANGCI_LINT_VERSION ;;
   shellcheck)
     # Debian's build: shellcheck is Haskell, not on the Go module proxy.
-    install_packages shellcheck
+    need_tools shellcheck
     command -v shellcheck
     exit 0
     ;;

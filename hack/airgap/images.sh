@@ -154,7 +154,7 @@ EOF
 # NAME. HOOK is a shell command run with the rootfs directory as "$1".
 debian_rootfs() {
   local name=$1 variant=$2 packages=$3 hook=$4 tmp sources
-  install_packages mmdebstrap
+  need_tools mmdebstrap
   require_free_gib "$(docker_root)" 2
   mapfile -t sources < <(apt_sources)
   [ ${#sources[@]} -gt 0 ] || die "no apt sources found under /etc/apt"

@@ -26,25 +26,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: kind-cluster up|down|kubeconfig")
 		os.Exit(2)
 	}
+	if err := run(os.Args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "kind-cluster:", err)
+		os.Exit(1)
+	}
+}
+
+func run(command string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	c := cluster.FromEnv(filepath.Join("hack", "kind-config.yaml"))
-	var err error
-	switch os.Args[1] {
+	switch command {
 	case "up":
-		err = c.Up(ctx)
+		return c.Up(ctx)
 	case "down":
-		err = c.Down()
+		return c.Down()
 	case "kubeconfig":
-		var raw string
-		if raw, err = c.Kubeconfig(); err == nil {
+		raw, err := c.Kubeconfig()
+		if err == nil {
 			fmt.Print(raw)
 		}
+		return err
 	default:
-		err = fmt.Errorf("unknown command %q (want up, down or kubeconfig)", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kind-cluster:", err)
-		os.Exit(1)
+		return fmt.Errorf("unknown command %q (want up, down or kubeconfig)", command)
 	}
 }
