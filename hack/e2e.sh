@@ -23,18 +23,20 @@ KUTTL=$("$HACK_DIR/tools.sh" kuttl)
 # The e2e-framework run leaves the cluster to chainsaw, kuttl and the next run.
 export E2E_KEEP_CLUSTER=1 ARTIFACTS
 
-# kuttl talks to the current context of $KUBECONFIG: give it a kubeconfig that
-# holds only this cluster, not the user's current context.
-KUTTL_KUBECONFIG=$(mktemp)
-trap 'rm -f "$KUTTL_KUBECONFIG"' EXIT
-go run ./hack/kind-cluster kubeconfig >"$KUTTL_KUBECONFIG"
+# kuttl talks to the current context of $KUBECONFIG, and writes a file called
+# kubeconfig into its working directory: it runs in a directory of its own,
+# with a kubeconfig that holds only this cluster.
+KUTTL_DIR=$(mktemp -d)
+trap 'rm -rf "$KUTTL_DIR"' EXIT
+go run ./hack/kind-cluster kubeconfig >"$KUTTL_DIR/cluster.kubeconfig"
 
 rc=0
 (step "e2e-framework features (go test ./e2e/)" go tool gotestsum --format standard-verbose \
   --junitfile "${REPORTS[0]}" -- -count=1 -timeout 30m ./e2e/ "$@") || rc=1
 (step "chainsaw suites (e2e/chainsaw)" "$CHAINSAW" test --config e2e/chainsaw/.chainsaw.yaml \
   --kube-context "$CONTEXT" --report-path "$ARTIFACTS" e2e/chainsaw) || rc=1
-(step "kuttl cases (e2e/kuttl)" env KUBECONFIG="$KUTTL_KUBECONFIG" "$KUTTL" test --config e2e/kuttl/kuttl-test.yaml \
-  --report xml --report-name junit-kuttl --report-granularity test --artifacts-dir "$ARTIFACTS") || rc=1
+(cd "$KUTTL_DIR" && step "kuttl cases (e2e/kuttl)" env KUBECONFIG="$KUTTL_DIR/cluster.kubeconfig" "$KUTTL" test \
+  --config "$REPO_ROOT/e2e/kuttl/kuttl-test.yaml" --report xml --report-name junit-kuttl --report-granularity test \
+  --artifacts-dir "$ARTIFACTS" "$REPO_ROOT/e2e/kuttl") || rc=1
 go run ./hack/junit-summary "${REPORTS[@]}" || rc=1
 exit "$rc"

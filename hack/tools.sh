@@ -18,8 +18,8 @@ case "${1:-}" in
   actionlint) module=github.com/rhysd/actionlint pkg=$module/cmd/actionlint version=$ACTIONLINT_VERSION ;;
   golangci-lint) module=github.com/golangci/golangci-lint/v2 pkg=$module/cmd/golangci-lint version=$GOLANGCI_LINT_VERSION ;;
   shellcheck)
-    # Debian's build: shellcheck is Haskell, not on the Go module proxy.
-    need_tools shellcheck
+    # Any shellcheck on PATH will do; else Debian's (it is Haskell, not on the Go module proxy).
+    command -v shellcheck >/dev/null || need_tools shellcheck
     command -v shellcheck
     exit 0
     ;;
