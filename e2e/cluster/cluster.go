@@ -97,8 +97,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	}{
 		{"check the existing cluster", c.removeUnlessHealthy},
 		{"create the cluster", c.create},
-		{"wait for the node to be Ready", c.waitForNode},
-		{"wait for coredns to be Ready", c.waitForCoreDNS},
+		{"wait for the node and coredns to be Ready", c.waitForNodeAndCoreDNS},
 		{"load the run image", c.loadRunImage},
 	} {
 		stepStart := time.Now()
@@ -265,31 +264,29 @@ func (c *Cluster) waitUntil(ctx context.Context, what string, check func(context
 	return nil
 }
 
-func (c *Cluster) waitForNode(ctx context.Context) error {
-	return c.waitUntil(ctx, "node", func(ctx context.Context, cs *kubernetes.Clientset) error {
-		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+// waitForNodeAndCoreDNS waits for the node and for coredns: until then, pods
+// neither schedule nor resolve names.
+func (c *Cluster) waitForNodeAndCoreDNS(ctx context.Context) error {
+	return c.waitUntil(ctx, "node and coredns", func(ctx context.Context, cs *kubernetes.Clientset) error {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
+		coredns, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+		if err != nil {
+			return err
+		}
+		if len(nodes.Items) == 0 || len(coredns.Items) == 0 {
+			return fmt.Errorf("%d nodes and %d coredns pods so far", len(nodes.Items), len(coredns.Items))
+		}
 		ready := map[string]bool{}
-		for _, n := range list.Items {
-			ready[n.Name] = slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
+		for _, n := range nodes.Items {
+			ready["node "+n.Name] = slices.ContainsFunc(n.Status.Conditions, func(c corev1.NodeCondition) bool {
 				return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
 			})
 		}
-		return allReady(ready)
-	})
-}
-
-func (c *Cluster) waitForCoreDNS(ctx context.Context) error {
-	return c.waitUntil(ctx, "coredns", func(ctx context.Context, cs *kubernetes.Clientset) error {
-		list, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
-		if err != nil {
-			return err
-		}
-		ready := map[string]bool{}
-		for _, p := range list.Items {
-			ready[p.Name] = slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+		for _, p := range coredns.Items {
+			ready["pod "+p.Name] = slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
 				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
 			})
 		}
@@ -297,12 +294,8 @@ func (c *Cluster) waitForCoreDNS(ctx context.Context) error {
 	})
 }
 
-// allReady says which of the named objects is not Ready yet, if any, or that
-// there are none yet.
+// allReady names an object that is not Ready yet, if any.
 func allReady(ready map[string]bool) error {
-	if len(ready) == 0 {
-		return errors.New("none exists yet")
-	}
 	for name, ok := range ready {
 		if !ok {
 			return fmt.Errorf("%s is not Ready yet", name)
