@@ -10,8 +10,10 @@ GOTESTSUM := go tool gotestsum
 export ARTIFACTS ?= $(CURDIR)/_artifacts
 
 .PHONY: help
-help: ## Show the targets.
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+help: ## Show the targets, by section.
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n"} \
+		/^[a-z0-9-]+:.*## / {printf "  %-18s %s\n", $$1, $$2} \
+		/^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
 
 ##@ Code generation
 .PHONY: generate manifests verify-generated
@@ -26,8 +28,9 @@ verify-generated: generate manifests ## Fail if generated files are not committe
 
 ##@ Tests
 .PHONY: lint
-lint: ## golangci-lint (.golangci.yml), actionlint on .github/workflows, chainsaw lint on every suite.
+lint: ## golangci-lint, shellcheck on every script, actionlint, chainsaw lint on every suite.
 	"$$(hack/tools.sh golangci-lint)" run ./...
+	git ls-files -z | xargs -0 grep -lZ '^#!/.*sh$$' | xargs -0 "$$(hack/tools.sh shellcheck)" -x -P SCRIPTDIR
 	"$$(hack/tools.sh actionlint)"
 	for f in e2e/chainsaw/*/chainsaw-test.yaml; do "$$(hack/tools.sh chainsaw)" lint test -f "$$f" >/dev/null || exit 1; done
 	"$$(hack/tools.sh chainsaw)" lint configuration -f e2e/chainsaw/.chainsaw.yaml >/dev/null
@@ -42,15 +45,15 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest (cached).
 test-unit: envtest-assets ## Unit tests and envtest integration tests.
 	@mkdir -p $(ARTIFACTS)
 	KUBEBUILDER_ASSETS="$$(hack/build-binaries.sh envtest)" $(GOTESTSUM) --format pkgname \
-		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./hack/krew-manifest/...
+		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./hack/krew-manifest/... ./e2e/bench/... ./e2e/cluster/...
 
-e2e: ## End-to-end: kind cluster (reused when warm), e2e-framework features, chainsaw suites.
+e2e: ## End-to-end on kind (reused when warm): e2e-framework features, chainsaw suites, kuttl cases.
 	hack/e2e.sh
 
-clean-reports:
+clean-reports: ## Remove the JUnit reports of an earlier run.
 	@rm -f $(ARTIFACTS)/junit-*.xml
 
-test: clean-reports verify-generated vet test-unit e2e ## Every test tier: unit, envtest, e2e (kind).
+test: clean-reports verify-generated vet test-unit e2e ## Every test tier: unit, envtest, e2e on kind (Go, chainsaw, kuttl).
 	@go run ./hack/junit-summary $(ARTIFACTS)/junit-*.xml
 
 ##@ Running
@@ -63,7 +66,7 @@ run: install ## Run the manager locally against the current kubeconfig (metrics:
 
 ##@ Local cluster
 .PHONY: cluster cluster-down deploy dev
-cluster: ## Bring up the kind cluster "cnat" (offline images built when no registry answers).
+cluster: ## Bring up the kind cluster $KIND_CLUSTER_NAME, default cnat (offline images built when no registry answers).
 	hack/cluster.sh up
 
 cluster-down: ## Delete the kind cluster.
@@ -97,5 +100,4 @@ release-dry-run: ## What the release workflow builds, locally: plugin-dist, and 
 .PHONY: bench
 BENCH_ARGS ?=
 bench: cluster deploy ## Start lag, burst, API cost and memory, side by side with CronJob (BENCH_ARGS="--trials 10 ...").
-	set -a; eval "$$(hack/cluster.sh env)"; set +a; \
-	go run ./e2e/bench --context kind-$$KIND_CLUSTER_NAME --node $$KIND_CLUSTER_NAME-control-plane $(BENCH_ARGS)
+	source hack/lib.sh && cluster_env && go run ./e2e/bench $(BENCH_ARGS)

@@ -106,7 +106,7 @@ func forceDeleteManager(ctx context.Context, clientset kubernetes.Interface) err
 func killManagerInPlace(ctx context.Context) error {
 	script := "crictl ps -q --name '^manager$' --label io.kubernetes.pod.namespace=" + managerNamespace +
 		" | xargs -r crictl stop --timeout 0"
-	out, err := exec.CommandContext(ctx, "docker", "exec", clusterName+"-control-plane", "sh", "-c", script).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "docker", "exec", kindCluster.Name+"-control-plane", "sh", "-c", script).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("SIGKILL of the manager container: %w: %s", err, out)
 	}

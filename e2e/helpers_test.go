@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
@@ -118,6 +116,15 @@ func requireOnePod(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *
 	return pods[0]
 }
 
+func clientsetOf(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
+	t.Helper()
+	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientset
+}
+
 func podLog(ctx context.Context, t *testing.T, cfg *envconf.Config, pod corev1.Pod) string {
 	t.Helper()
 	stream, err := clientsetOf(t, cfg).CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: at.ContainerName}).Stream(ctx)
@@ -130,29 +137,4 @@ func podLog(ctx context.Context, t *testing.T, cfg *envconf.Config, pod corev1.P
 		t.Fatal(err)
 	}
 	return string(out)
-}
-
-// eventReasons lists the reasons of the Events recorded about obj.
-func eventReasons(ctx context.Context, t *testing.T, cfg *envconf.Config, obj *cnatv1alpha1.At) string {
-	t.Helper()
-	var events eventsv1.EventList
-	if err := cfg.Client().Resources(obj.Namespace).List(ctx, &events); err != nil {
-		t.Fatalf("listing events: %v", err)
-	}
-	var reasons []string
-	for _, e := range events.Items {
-		if e.Regarding.UID == obj.UID {
-			reasons = append(reasons, e.Reason)
-		}
-	}
-	return strings.Join(reasons, ",")
-}
-
-func clientsetOf(t *testing.T, cfg *envconf.Config) *kubernetes.Clientset {
-	t.Helper()
-	clientset, err := kubernetes.NewForConfig(cfg.Client().RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientset
 }

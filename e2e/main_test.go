@@ -18,11 +18,10 @@ import (
 	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
 	"sigs.k8s.io/e2e-framework/pkg/env"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
-	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/pkg/types"
-	"sigs.k8s.io/e2e-framework/support/kind"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/e2e/cluster"
 )
 
 const (
@@ -33,21 +32,11 @@ const (
 
 var (
 	testenv env.Environment
-	// clusterName, kindPath and nodeImage come from `hack/cluster.sh env`
-	// (make e2e sets them); runImage is what the manager runs At pods in.
-	clusterName = envOr("KIND_CLUSTER_NAME", "cnat")
-	kindPath    = os.Getenv("KIND")
-	nodeImage   = os.Getenv("KIND_NODE_IMAGE")
-	runImage    = os.Getenv("RUN_IMAGE")
+	// kindCluster is the cluster hack/cluster.sh env describes (make e2e
+	// exports it), under the same rules as make cluster.
+	kindCluster *cluster.Cluster
 	failed      atomic.Bool
 )
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
-}
 
 func TestMain(m *testing.M) {
 	cfg, err := envconf.NewFromFlags()
@@ -55,17 +44,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e flags:", err)
 		os.Exit(2)
 	}
-	if kindPath == "" {
-		fmt.Fprintln(os.Stderr, "KIND is not set: run the e2e tests with `make e2e`, which builds the pinned kind and the images "+
-			"(or export the output of `hack/cluster.sh env`).")
-		os.Exit(1)
-	}
+	kindCluster = cluster.FromEnv(filepath.Join("..", "hack", "kind-config.yaml"))
 	testenv = env.NewWithConfig(cfg)
-	provider := kind.NewProvider().WithPath(kindPath)
 	testenv.Setup(
-		// Reuses the cluster when it exists (make e2e brings it up first).
-		envfuncs.CreateClusterWithConfig(provider, clusterName, filepath.Join("..", "hack", "kind-config.yaml"), kind.WithImage(nodeImage)),
-		loadRunImage,
+		// Reuses the cluster when it is healthy (make e2e brings it up first).
+		clusterUp,
 		deployManager,
 		waitForCRD,
 		waitForManager,
@@ -80,11 +63,22 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Run(m))
 }
 
-func loadRunImage(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
-	if runImage == "" {
-		return ctx, nil // online: the manager's default image is pulled as usual
+// clusterUp brings the cluster up and points the tests at it through a
+// kubeconfig of its own.
+func clusterUp(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+	if err := kindCluster.Up(ctx); err != nil {
+		return ctx, err
 	}
-	return envfuncs.LoadImageToCluster(clusterName, runImage)(ctx, cfg)
+	raw, err := kindCluster.Kubeconfig()
+	if err != nil {
+		return ctx, err
+	}
+	path := filepath.Join(os.TempDir(), "cnat-e2e-kubeconfig-"+kindCluster.Name)
+	if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+		return ctx, err
+	}
+	cfg.WithKubeconfigFile(path)
+	return ctx, nil
 }
 
 // deployManager builds the manager with ko into the cluster and applies
@@ -133,20 +127,27 @@ func waitForManager(ctx context.Context, cfg *envconf.Config) (context.Context, 
 	return ctx, nil
 }
 
-func exportLogsOnFailure(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+func exportLogsOnFailure(ctx context.Context, _ *envconf.Config) (context.Context, error) {
 	if !failed.Load() {
 		return ctx, nil
 	}
 	dest := filepath.Join(envOr("ARTIFACTS", filepath.Join("..", "_artifacts")), "kind-logs")
 	fmt.Fprintln(os.Stderr, "a feature failed: exporting cluster logs to", dest)
-	return envfuncs.ExportClusterLogs(clusterName, dest)(ctx, cfg)
+	return ctx, kindCluster.ExportLogs(dest)
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
 }
 
 // destroyUnlessKept deletes the cluster unless E2E_KEEP_CLUSTER is set, as
-// make e2e does so that chainsaw and the next run reuse it.
-func destroyUnlessKept(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
+// make e2e does so that chainsaw, kuttl and the next run reuse it.
+func destroyUnlessKept(ctx context.Context, _ *envconf.Config) (context.Context, error) {
 	if os.Getenv("E2E_KEEP_CLUSTER") != "" {
 		return ctx, nil
 	}
-	return envfuncs.DestroyCluster(clusterName)(ctx, cfg)
+	return ctx, kindCluster.Down()
 }

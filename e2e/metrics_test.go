@@ -180,7 +180,7 @@ func probeMetricsPort(ctx context.Context, t *testing.T, cfg *envconf.Config, ns
 	if err != nil {
 		t.Fatal(err)
 	}
-	image := runImage
+	image := kindCluster.RunImage
 	if image == "" {
 		image = "busybox:1.37"
 	}

@@ -56,10 +56,10 @@ patches:
     kind: CustomResourceDefinition
     metadata: {name: %s}
 `, ns, namespacedPrefix, rel, crdName)
-	if runImage != "" {
+	if kindCluster.RunImage != "" {
 		k += fmt.Sprintf(`- target: {kind: Deployment}
   patch: '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--default-image=%s"}]'
-`, runImage)
+`, kindCluster.RunImage)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
+	"github.com/programming-kubernetes/cnat/e2e/cluster"
 	"github.com/programming-kubernetes/cnat/internal/plugin"
 )
 
@@ -187,7 +188,7 @@ func TestInstallYAML(t *testing.T) {
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Dir = root
-		cmd.Env = append(append(os.Environ(), "CLUSTER_NAME="+installCluster, "KUBECONFIG="+kubeconfig,
+		cmd.Env = append(append(os.Environ(), "KIND_CLUSTER_NAME="+installCluster, "KUBECONFIG="+kubeconfig,
 			"PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH")), env...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -242,7 +243,11 @@ func TestInstallYAML(t *testing.T) {
 		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			if t.Failed() {
 				dest := filepath.Join(envOr("ARTIFACTS", filepath.Join(root, "_artifacts")), "kind-logs-"+installCluster)
-				_ = exec.CommandContext(ctx, kindPath, "export", "logs", dest, "--name", installCluster).Run()
+				scratch := cluster.FromEnv(kindCluster.ConfigFile)
+				scratch.Name = installCluster
+				if err := scratch.ExportLogs(dest); err != nil {
+					t.Logf("exporting the logs of cluster %s: %v", installCluster, err)
+				}
 			}
 			run(t, ctx, nil, filepath.Join(root, "hack", "cluster.sh"), "down")
 			return ctx

@@ -1,36 +1,17 @@
 #!/usr/bin/env bash
 # Builds Kubernetes, etcd and the node-side tools from the Go module proxy, one
-# cached directory per component and version under $CNAT_CACHE.
+# cached directory per component and version under $CNAT_CACHE (the layout is
+# in hack/lib.sh).
 #
 #   build-binaries.sh envtest   kube-apiserver, etcd, kubectl (for envtest); prints KUBEBUILDER_ASSETS
 #   build-binaries.sh node      everything a kind node needs (adds kubelet, kubeadm, ... coredns, crictl, pause)
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-K8S_DIR=$CNAT_CACHE/k8s-$K8S_VERSION
-ETCD_DIR=$CNAT_CACHE/etcd-$ETCD_VERSION
-COREDNS_DIR=$CNAT_CACHE/coredns-$COREDNS_VERSION
-CRICTL_DIR=$CNAT_CACHE/crictl-$CRICTL_VERSION
-PAUSE_DIR=$CNAT_CACHE/pause-$K8S_VERSION
-ENVTEST_DIR=$CNAT_CACHE/envtest-$K8S_VERSION
 KUBE_CONTROL_PLANE=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 KUBE_NODE=(kubelet kubeadm kubectl)
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-# wrapper_module DIR MODULE@VERSION [GO.MOD LINES...]: a throw-away module that
-# requires MODULE, so that `go build` ignores MODULE's own replace directives.
-wrapper_module() {
-  local dir=$1 req=$2
-  shift 2
-  mkdir -p "$dir"
-  {
-    echo "module cnat.invalid/build"
-    echo "go 1.26.0"
-    echo "require ${req/@/ }"
-    printf '%s\n' "$@"
-  } >"$dir/go.mod"
-}
 
 # k8s_replaces: k8s.io/kubernetes replaces every staging module with a path in
 # its own repository; point each at the release published alongside it.
@@ -67,18 +48,6 @@ build_k8s() {
   mkdir -p "$K8S_DIR"
   for name in "${missing[@]}"; do mv "$tmp/$name" "$K8S_DIR/$name"; done
   rm -rf "$tmp"
-}
-
-# build_go DIR BINARY MODULE@VERSION PACKAGE [GO.MOD LINES...]: one static binary.
-build_go() {
-  local dir=$1 bin=$2 req=$3 pkg=$4 src tmp
-  shift 4
-  [ -x "$dir/$bin" ] && { log "$bin: cached"; return 0; }
-  src=$CNAT_CACHE/src/$(basename "$dir")
-  wrapper_module "$src" "$req" "$@"
-  tmp=$(mktemp -d "$CNAT_CACHE/.build.XXXXXX")
-  (cd "$src" && go build -ldflags "-s -w" -o "$tmp/$bin" "$pkg")
-  publish_dir "$tmp" "$dir"
 }
 
 build_etcd() {

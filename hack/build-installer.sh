@@ -6,7 +6,7 @@
 #
 #   KO_DOCKER_REPO  where ko publishes the image (required): a registry
 #                   repository, or kind.local to load it into the kind cluster
-#                   $CLUSTER_NAME (default cnat) as make deploy does
+#                   $KIND_CLUSTER_NAME (default cnat) as make deploy does
 #   KO_FLAGS        more `ko resolve` flags; the release passes
 #                   --bare --platform=linux/amd64,linux/arm64 --tags=<tag>
 #   DEFAULT_IMAGE   the manager's --default-image; unset: the manager's own
@@ -19,9 +19,7 @@ source "$(dirname "$0")/lib.sh"
 OUTPUT=${OUTPUT:-$REPO_ROOT/dist/install.yaml}
 if [ "$KO_DOCKER_REPO" = kind.local ]; then
   # The cluster's name, and offline the ko base and run images built here.
-  set -a
-  eval "$("$HACK_DIR/cluster.sh" env)"
-  set +a
+  cluster_env
   DEFAULT_IMAGE=${DEFAULT_IMAGE:-$RUN_IMAGE}
 fi
 KO=$("$HACK_DIR/tools.sh" ko)

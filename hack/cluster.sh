@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The project's kind cluster, online or fully offline (no container registry).
+# The project's kind cluster, online or fully offline (no container registry):
+# the glue around the images. The cluster itself (reuse, recreate, create,
+# Ready, run image loaded) is e2e/cluster, in Go, which the e2e tests' TestMain
+# uses too; this script runs it through hack/kind-cluster.
 #
-#   cluster.sh up       container engine, kind + ko, images (offline), the cluster
-#                       $CLUSTER_NAME (created, reused, or recreated when stale),
-#                       node and coredns Ready, run image loaded (offline)
+#   cluster.sh up       container engine, ko, images (offline), then the cluster
+#                       $KIND_CLUSTER_NAME (hack/kind-cluster up)
 #   cluster.sh down     deletes the cluster
 #   cluster.sh images   everything `up` does except the cluster (for e2e tests
-#                       that create the cluster themselves from KIND_NODE_IMAGE)
-#   cluster.sh tools    builds kind and ko only
+#                       that bring the cluster up themselves)
+#   cluster.sh tools    builds ko only
 #   cluster.sh env      prints KEY=value lines for the Makefile and e2e tests:
-#                       AIRGAP KIND KO KIND_CLUSTER_NAME KIND_NODE_IMAGE
+#                       AIRGAP KO KIND_CLUSTER_NAME KIND_NODE_IMAGE
 #                       KO_DOCKER_REPO KO_DEFAULTBASEIMAGE RUN_IMAGE
 #
 # AIRGAP=1 forces the offline path (node image, ko base and run image built
@@ -19,12 +21,8 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-CLUSTER_NAME=${CLUSTER_NAME:-cnat}
-CONTEXT=kind-$CLUSTER_NAME
-KIND=$CNAT_CACHE/kind-$KIND_VERSION/kind # where hack/tools.sh builds them
-KO=$CNAT_CACHE/ko-$KO_VERSION/ko
+KO=$(tool_path ko "$KO_VERSION") # built by hack/tools.sh
 IMAGES_ENV=$CNAT_CACHE/images.env # written by hack/airgap/images.sh all
-WAIT_SECONDS=${WAIT_SECONDS:-300}
 
 # The one place that names the upstream registry: the node images kind
 # pulls by default come from there, so an answer (any HTTP status) means online.
@@ -41,12 +39,7 @@ decide_airgap() {
   esac
 }
 
-# tools: kind and ko, built by hack/tools.sh (cached under $KIND and $KO).
-tools() {
-  step "build kind ${KIND_VERSION}" "$HACK_DIR/tools.sh" kind >/dev/null
-  step "build ko ${KO_VERSION}" "$HACK_DIR/tools.sh" ko >/dev/null
-  if [ ! -x "$KIND" ] || [ ! -x "$KO" ]; then die "hack/tools.sh did not build $KIND and $KO"; fi
-}
+tools() { step "build ko ${KO_VERSION}" "$HACK_DIR/tools.sh" ko >/dev/null; }
 
 # kind's own default node image, read from the pinned kind's source.
 kind_default_image() {
@@ -84,88 +77,30 @@ images() {
   load_env
 }
 
-kubectl_() {
-  local k=kubectl
-  command -v kubectl >/dev/null || k=$CNAT_CACHE/k8s-$K8S_VERSION/kubectl
-  "$k" --context "$CONTEXT" "$@"
-}
-
-KIND_CONFIG=$HACK_DIR/kind-config.yaml
-# The node remembers which kind config made it, so that a changed config
-# recreates the cluster the way a changed node image does.
-CONFIG_MARK=/kind/cnat-kind-config.sha256
-config_hash() { sha256sum <"$KIND_CONFIG" | cut -c1-12; }
-# etcd keeps its data on the node's tmpfs (see kind-config.yaml), so a node
-# restarted by Docker comes back with an empty etcd: no RBAC bindings, no
-# workloads. A mark on the same tmpfs tells such a node from a healthy one.
-ETCD_MARK=/tmp/cnat-etcd-since-create
-
-cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qxF "$CLUSTER_NAME"; }
-
-# ensure_cluster: reuses a healthy cluster on the wanted node image; recreates
-# a stale (other image) or broken one.
-ensure_cluster() {
-  local node=$CLUSTER_NAME-control-plane have config
-  if cluster_exists; then
-    have=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$node" 2>/dev/null || true)
-    config=$(docker exec "$node" cat "$CONFIG_MARK" 2>/dev/null || true)
-    if [ "$have" != "$KIND_NODE_IMAGE true" ] || [ "$config" != "$(config_hash)" ]; then
-      log "cluster $CLUSTER_NAME is stale or stopped (node: ${have:-missing}, config ${config:-unknown}; want $KIND_NODE_IMAGE, config $(config_hash)): recreating"
-    elif ! docker exec "$node" test -e "$ETCD_MARK"; then
-      log "cluster $CLUSTER_NAME's node has restarted since it was created, and its etcd (on tmpfs) with it: recreating"
-    elif "$KIND" export kubeconfig --name "$CLUSTER_NAME" 2>/dev/null &&
-      kubectl_ get --raw /readyz --request-timeout=10s >/dev/null 2>&1; then
-      log "reusing cluster $CLUSTER_NAME (node image $KIND_NODE_IMAGE)"
-      return 0
-    else
-      log "cluster $CLUSTER_NAME does not answer: recreating"
-    fi
-    "$KIND" delete cluster --name "$CLUSTER_NAME"
-  fi
-  "$KIND" create cluster --name "$CLUSTER_NAME" --image "$KIND_NODE_IMAGE" --config "$KIND_CONFIG"
-  docker exec "$node" sh -c "echo $(config_hash) >$CONFIG_MARK && touch $ETCD_MARK"
-}
-
-# wait_ready WHAT KUBECTL_WAIT_ARGS...: retries `kubectl wait` until the deadline;
-# early failures (no such pod yet, coredns' first x509 errors while kube-proxy
-# has not written its rules) are expected and retried, not fatal.
-wait_ready() {
-  local what=$1 deadline=$((SECONDS + WAIT_SECONDS))
-  shift
-  until kubectl_ wait --for=condition=Ready --timeout=15s "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || { kubectl_ get nodes,pods -A -o wide >&2 || true; die "$what not Ready after ${WAIT_SECONDS}s"; }
-    sleep 2
-  done
+# kind_cluster up|down|kubeconfig: e2e/cluster's rules, with this path's images.
+kind_cluster() {
+  (cd "$REPO_ROOT" && KIND_CLUSTER_NAME=$KIND_CLUSTER_NAME KIND_NODE_IMAGE=$KIND_NODE_IMAGE RUN_IMAGE=$RUN_IMAGE \
+    go run ./hack/kind-cluster "$1")
 }
 
 up() {
-  local start=$SECONDS
   decide_airgap
   images
-  step "cluster ${CLUSTER_NAME}" ensure_cluster
-  step "wait for node Ready" wait_ready "node" node --all
-  step "wait for coredns Ready" wait_ready "coredns" -n kube-system pod -l k8s-app=kube-dns
-  if [ "$AIRGAP" = 1 ]; then
-    step "load run image ${RUN_IMAGE}" "$KIND" load docker-image "$RUN_IMAGE" --name "$CLUSTER_NAME"
-    "$HACK_DIR/airgap/images.sh" prune
-  fi
-  log "cluster ${CLUSTER_NAME} ready in $((SECONDS - start))s (kubectl context ${CONTEXT})"
+  step "cluster ${KIND_CLUSTER_NAME} (hack/kind-cluster up)" kind_cluster up
+  if [ "$AIRGAP" = 1 ]; then "$HACK_DIR/airgap/images.sh" prune; fi
 }
 
 print_env() {
-  printf '%s=%s\n' AIRGAP "$AIRGAP" KIND "$KIND" KO "$KO" KIND_CLUSTER_NAME "$CLUSTER_NAME" \
+  printf '%s=%s\n' AIRGAP "$AIRGAP" KO "$KO" KIND_CLUSTER_NAME "$KIND_CLUSTER_NAME" \
     KIND_NODE_IMAGE "$KIND_NODE_IMAGE" KO_DOCKER_REPO kind.local RUN_IMAGE "$RUN_IMAGE"
   if [ "$AIRGAP" = 1 ]; then printf 'KO_DEFAULTBASEIMAGE=%s\n' "$KO_DEFAULTBASEIMAGE"; fi
 }
 
 case "${1:-}" in
   up) up ;;
-  down)
-    [ -x "$KIND" ] || die "kind is not built ($KIND): nothing created a cluster with it"
-    step "delete cluster ${CLUSTER_NAME}" "$KIND" delete cluster --name "$CLUSTER_NAME"
-    ;;
+  down) step "delete cluster ${KIND_CLUSTER_NAME}" kind_cluster down ;;
   images) decide_airgap && images ;;
   tools) tools ;;
   env) decide_airgap 2>/dev/null && load_env && print_env ;;
-  *) die "usage: $0 up|down|images|tools|env  (env: CLUSTER_NAME, AIRGAP=1|0)" ;;
+  *) die "usage: $0 up|down|images|tools|env  (env: KIND_CLUSTER_NAME, AIRGAP=1|0)" ;;
 esac

@@ -5,10 +5,7 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-set -a
-eval "$("$HACK_DIR/cluster.sh" env)"
-set +a
-CONTEXT=kind-$KIND_CLUSTER_NAME
+cluster_env
 
 # A kustomize overlay over config/default, written where git ignores it.
 render() {

@@ -41,17 +41,6 @@ wait_for_dockerd() {
   die "dockerd did not answer (log: $DOCKERD_LOG)"
 }
 
-# install_packages PKG...: apt-get installs those not installed yet.
-install_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -gt 0 ] || { log "installed already: $*"; return 0; }
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # start_dockerd: dockerd in the background, detached from this shell, so it
 # outlives `make`. Its pid file marks it as ours (restart_dockerd needs that).
 # The pid file is written here, from $!, not by dockerd: a pid file left by a
@@ -122,7 +111,7 @@ ensure_engine() {
     return 0
   fi
   can_install
-  step "install ${ENGINE_PACKAGES[*]} ${TOOL_PACKAGES[*]}" install_packages "${ENGINE_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
+  step "install ${ENGINE_PACKAGES[*]} ${TOOL_PACKAGES[*]}" need_tools "${ENGINE_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
   start_dockerd
 }
 
@@ -139,7 +128,7 @@ ensure_privileged() {
   fi
   if ! command -v jq >/dev/null || ! command -v capsh >/dev/null; then
     can_install
-    install_packages "${TOOL_PACKAGES[@]}"
+    need_tools "${TOOL_PACKAGES[@]}"
   fi
   caps=$(missing_caps)
   [ -n "$caps" ] || { probe_privileged "$image" || true; die "privileged containers fail, and not for missing capabilities (see above)"; }

@@ -5,7 +5,6 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-CONTEXT=kind-${CLUSTER_NAME:-cnat}
 SAMPLE=$REPO_ROOT/config/samples/cnat_v1alpha1_at.yaml
 k() { kubectl --context "$CONTEXT" "$@"; }
 

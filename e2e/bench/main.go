@@ -1,40 +1,85 @@
 // Command bench measures cnat on the kind cluster where `make deploy` put it,
-// side by side with the Kubernetes CronJob controller:
+// side by side with the Kubernetes CronJob controller. Its scenarios (the
+// letters are the names they had first, and still work):
 //
-//	A  single-At start lag: an At at a sub-second instant T; lag = the pod's
-//	   ADDED event at this program's watch − T
-//	B  burst: N Ats at one T; first/last pod ADDED − T; time until all are DONE
-//	C  the same as CronJobs firing on a minute boundary, interleaved with A
-//	D  API cost: writes (At MODIFIED events + pods) and reconciles per run
-//	E  the manager container's memory: idle, and with many PENDING Ats and
-//	   unrelated pods that never run
+//	start-lag (A)  an At at a sub-second instant T; lag = the pod's ADDED
+//	               event at this program's watch − T
+//	burst (B)      N Ats at one T; first/last pod ADDED − T; time until all
+//	               are DONE; the same N pods created directly, as the ceiling
+//	cronjob (C)    the same as CronJobs firing on a minute boundary,
+//	               interleaved with start-lag (and with burst, N CronJobs)
+//	api-cost (D)   writes (At MODIFIED events + pods) and reconciles per
+//	               start-lag run
+//	memory (E)     the manager container's memory: idle, and with many
+//	               PENDING Ats and unrelated pods that never run
 //
 // It prints a Markdown table and writes bench.json. `make bench` runs it.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 )
 
+// The scenarios, and the letters that name them too.
+const (
+	startLag = "start-lag"
+	burstRun = "burst"
+	cronJobs = "cronjob"
+	apiCosts = "api-cost"
+	memoryUp = "memory"
+)
+
+var (
+	scenarioNames   = []string{startLag, burstRun, cronJobs, apiCosts, memoryUp}
+	scenarioLetters = map[rune]string{'A': startLag, 'B': burstRun, 'C': cronJobs, 'D': apiCosts, 'E': memoryUp}
+)
+
+// parseScenarios reads --scenarios: names separated by commas, or letters
+// ("AD", "ACDBE"), or both.
+func parseScenarios(list string) (map[string]bool, error) {
+	on := map[string]bool{}
+	for _, word := range strings.Split(list, ",") {
+		word = strings.TrimSpace(word)
+		if slices.Contains(scenarioNames, word) {
+			on[word] = true
+			continue
+		}
+		for _, letter := range word {
+			name, ok := scenarioLetters[letter]
+			if !ok {
+				return nil, fmt.Errorf("--scenarios: %q is neither a scenario (%s) nor letters A-E", word, strings.Join(scenarioNames, ", "))
+			}
+			on[name] = true
+		}
+	}
+	if len(on) == 0 {
+		return nil, errors.New("--scenarios names no scenario")
+	}
+	if on[apiCosts] && !on[startLag] {
+		return nil, errors.New("--scenarios: api-cost counts over the start-lag trials; add start-lag")
+	}
+	return on, nil
+}
+
 type options struct {
 	kubeContext     string
 	image           string
-	scenarios       string
+	scenarios       map[string]bool
 	trials          int
 	cronPerMinute   int
 	cronTrials      int
@@ -50,11 +95,13 @@ type options struct {
 	managerSelector string
 }
 
-func parseFlags() options {
+func parseFlags() (options, error) {
 	var o options
-	flag.StringVar(&o.kubeContext, "context", "kind-cnat", "kubeconfig context of the cluster")
+	cluster := envOr("KIND_CLUSTER_NAME", "cnat")
+	scenarios := flag.String("scenarios", strings.Join(scenarioNames, ","),
+		"scenarios to run, separated by commas: start-lag, burst, cronjob, api-cost (needs start-lag), memory; or their letters A B C D E")
+	flag.StringVar(&o.kubeContext, "context", "kind-"+cluster, "kubeconfig context of the cluster")
 	flag.StringVar(&o.image, "image", envOr("RUN_IMAGE", "busybox:1.37"), "image the CronJob pods run (the Ats use the manager's default)")
-	flag.StringVar(&o.scenarios, "scenarios", "ACDBE", "scenarios to run, any of A B C D E (D needs A)")
 	flag.IntVar(&o.trials, "trials", 30, "A: single-At trials")
 	flag.IntVar(&o.cronTrials, "cron-trials", 30, "C: single CronJob trials")
 	flag.IntVar(&o.cronPerMinute, "cron-per-minute", 5, "C: CronJobs firing on each minute boundary")
@@ -65,11 +112,13 @@ func parseFlags() options {
 	flag.IntVar(&o.memoryAts, "memory-ats", 10000, "E: PENDING Ats")
 	flag.IntVar(&o.memoryPods, "memory-pods", 10000, "E: unrelated pods that never run")
 	flag.IntVar(&o.workers, "workers", 16, "parallel creates")
-	flag.StringVar(&o.nodeContainer, "node", "cnat-control-plane", "the kind node container (for crictl stats)")
+	flag.StringVar(&o.nodeContainer, "node", cluster+"-control-plane", "the kind node container (for crictl stats)")
 	flag.StringVar(&o.out, "out", envOr("ARTIFACTS", "_artifacts")+"/bench", "folder for bench.json")
 	flag.StringVar(&o.managerSelector, "manager-selector", "control-plane=controller-manager", "label selector of the manager pod")
 	flag.Parse()
-	return o
+	var err error
+	o.scenarios, err = parseScenarios(*scenarios)
+	return o, err
 }
 
 func envOr(key, fallback string) string {
@@ -80,8 +129,11 @@ func envOr(key, fallback string) string {
 }
 
 func main() {
-	o := parseFlags()
-	if err := run(o); err != nil {
+	o, err := parseFlags()
+	if err == nil {
+		err = run(o)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -106,12 +158,12 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, c: c, cfg: cfg, results: map[string]float64{}}
+	b := &bench{o: o, c: c, cfg: cfg}
 	if err := b.checkManager(ctx); err != nil {
 		return err
 	}
 	start := time.Now()
-	has := func(s string) bool { return strings.Contains(strings.ToUpper(o.scenarios), s) }
+	on := o.scenarios
 	// A failed scenario is reported; the others still run and are printed.
 	var failed []error
 	scenario := func(name string, enabled bool, run func(context.Context) error) {
@@ -126,43 +178,27 @@ func run(o options) error {
 			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		}
 	}
-	scenario("E (idle)", has("E"), b.memoryIdle)
-	scenario("A/C/D", has("A") || has("C"), func(ctx context.Context) error { return b.singles(ctx, has("A"), has("C"), has("D")) })
-	scenario("B", has("B"), func(ctx context.Context) error { return b.bursts(ctx, has("C")) })
-	scenario("E (loaded)", has("E"), b.memoryLoaded)
-	b.results["wall_s"] = time.Since(start).Seconds()
-	b.printTable()
-	return errors.Join(append(failed, b.writeJSON())...)
+	scenario("memory (idle)", on[memoryUp], b.memoryIdle)
+	scenario("start-lag/cronjob/api-cost", on[startLag] || on[cronJobs], func(ctx context.Context) error {
+		return b.singles(ctx, on[startLag], on[cronJobs], on[apiCosts])
+	})
+	scenario("burst", on[burstRun], func(ctx context.Context) error { return b.bursts(ctx, on[cronJobs]) })
+	scenario("memory (loaded)", on[memoryUp], b.memoryLoaded)
+	b.results.WallSeconds = time.Since(start).Seconds()
+	b.results.printTable()
+	return errors.Join(append(failed, b.results.writeJSON(b.o.out))...)
 }
 
-// requiredKeys are in bench.json even when a scenario did not run or did not
-// finish, as null, so that a reader can tell "not measured" from a typo.
-var requiredKeys = []string{
-	"single_p50_ms", "single_p99_ms", "cronjob_single_p50_ms", "cronjob_single_p99_ms",
-	"burst_n", "burst_last_pod_s", "cronjob_burst_last_pod_s", "burst_all_done_s",
-	"writes_per_run", "reconciles_per_run", "memory_idle_mib", "memory_loaded_mib",
+type bench struct {
+	o       options
+	c       client.WithWatch
+	cfg     *rest.Config
+	results results
 }
 
-func (b *bench) writeJSON() error {
-	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
-		return err
+func (b *bench) checkManager(ctx context.Context) error {
+	if _, err := b.reconciles(ctx); err != nil {
+		return fmt.Errorf("the manager's metrics do not answer (make deploy): %w", err)
 	}
-	path := filepath.Join(b.o.out, "bench.json")
-	out := map[string]any{}
-	for _, key := range requiredKeys {
-		out[key] = nil // a figure this run did not measure
-	}
-	for key, value := range b.results {
-		out[key] = value
-	}
-	raw, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
-		return err
-	}
-	abs, _ := filepath.Abs(path)
-	fmt.Println("\nbench.json:", abs)
 	return nil
 }

@@ -81,18 +81,20 @@ func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
 		fmt.Printf("minute %d: %d At trials, %d CronJob trials so far\n", minute, len(atLags), len(cronLags))
 	}
 	if len(atLags) > 0 {
-		b.lagStats("single", atLags)
+		b.results.StartLag = lagStats(atLags)
 	}
 	if len(cronLags) > 0 {
-		b.lagStats("cronjob_single", cronLags)
+		b.results.CronJobStartLag = lagStats(cronLags)
 	}
 	if runD && len(atLags) > 0 {
 		reconcilesAfter, err := b.reconciles(ctx)
 		if err != nil {
 			return err
 		}
-		b.results["writes_per_run"] = float64(writes) / float64(len(atLags))
-		b.results["reconciles_per_run"] = (reconcilesAfter - reconcilesBefore) / float64(len(atLags))
+		b.results.APICost = &apiCost{
+			WritesPerRun:     float64(writes) / float64(len(atLags)),
+			ReconcilesPerRun: (reconcilesAfter - reconcilesBefore) / float64(len(atLags)),
+		}
 	}
 	return nil
 }
@@ -147,7 +149,7 @@ func (b *bench) atBurst(ctx context.Context) error {
 	if err := b.waitPending(ctx, ns, b.o.burst, time.Until(schedule)); err != nil {
 		fmt.Printf("burst: the breakdown includes PENDING writes: %v\n", err)
 	}
-	before, err := b.managerMetrics(ctx)
+	before, err := b.scrape(ctx)
 	if err != nil {
 		return err
 	}
@@ -155,23 +157,37 @@ func (b *bench) atBurst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.results["burst_n"] = float64(b.o.burst)
-	b.results["burst_first_pod_s"] = lags[0].Seconds()
-	b.results["burst_p50_pod_s"] = percentile(lags, 0.50).Seconds()
-	b.results["burst_p99_pod_s"] = percentile(lags, 0.99).Seconds()
-	b.results["burst_last_pod_s"] = lags[len(lags)-1].Seconds()
-	if err := b.explainBurst(ctx, before); err != nil {
+	result := &burst{
+		podTimes: times(lags),
+		P50PodS:  percentile(lags, 0.50).Seconds(),
+		P99PodS:  percentile(lags, 0.99).Seconds(),
+	}
+	b.results.Burst = result
+	if result.Manager, err = b.explainBurst(ctx, before); err != nil {
 		fmt.Printf("burst: no breakdown: %v\n", err)
 	}
 	allDone := ats.waitUntil(ctx, schedule.Add(b.o.burstDoneWait), func() bool { return len(ats.times()) >= b.o.burst })
-	b.results["burst_done_n"] = float64(len(ats.times()))
+	result.DoneN = len(ats.times())
 	if allDone {
 		done := sinceAll(ats.times(), schedule)
-		b.results["burst_all_done_s"] = done[len(done)-1].Seconds()
+		result.AllDoneS = ptr.To(done[len(done)-1].Seconds())
 	} else {
-		fmt.Printf("burst: only %d of %d Ats DONE after %s; burst_all_done_s left out\n", len(ats.times()), b.o.burst, b.o.burstDoneWait)
+		fmt.Printf("burst: only %d of %d Ats DONE after %s; all_done_s is null\n", result.DoneN, b.o.burst, b.o.burstDoneWait)
 	}
 	return nil
+}
+
+// times are the first and last of sorted pod lags.
+func times(lags []time.Duration) podTimes {
+	return podTimes{N: len(lags), FirstPodS: lags[0].Seconds(), LastPodS: lags[len(lags)-1].Seconds()}
+}
+
+// memory is the memory scenario's part of the results, made on first use.
+func (b *bench) memory() *memory {
+	if b.results.Memory == nil {
+		b.results.Memory = &memory{}
+	}
+	return b.results.Memory
 }
 
 // waitAllPods waits up to 5 minutes for n pods and returns their lags after ref, sorted.
@@ -188,50 +204,30 @@ func (b *bench) waitAllPods(ctx context.Context, pods *tracker, n int, ref time.
 // own metrics: waiting in the workqueue, reconciling, and within that waiting
 // on the API server (POST: pods and events; PATCH: status) or on the
 // client's QPS limiter.
-func (b *bench) explainBurst(ctx context.Context, before metricsText) error {
-	after, err := b.managerMetrics(ctx)
+func (b *bench) explainBurst(ctx context.Context, before metrics) (*burstBreakdown, error) {
+	after, err := b.scrape(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := &burstBreakdown{}
 	for _, m := range []struct {
-		key, metric string
-		labels      []string
+		mean      *float64
+		histogram string
+		labels    map[string]string
 	}{
-		{"burst_mean_queue_wait_ms", "workqueue_queue_duration_seconds", []string{`name="at"`}},
-		{"burst_mean_reconcile_ms", "controller_runtime_reconcile_time_seconds", []string{`controller="at"`}},
-		{"burst_mean_post_ms", "rest_client_request_duration_seconds", []string{`verb="POST"`}},
-		{"burst_mean_patch_ms", "rest_client_request_duration_seconds", []string{`verb="PATCH"`}},
-		{"burst_mean_client_throttle_ms", "rest_client_rate_limiter_duration_seconds", nil},
+		{&out.QueueWaitMs, "workqueue_queue_duration_seconds", map[string]string{"name": "at"}},
+		{&out.ReconcileMs, "controller_runtime_reconcile_time_seconds", map[string]string{"controller": "at"}},
+		{&out.PostMs, "rest_client_request_duration_seconds", map[string]string{"verb": "POST"}},
+		{&out.PatchMs, "rest_client_request_duration_seconds", map[string]string{"verb": "PATCH"}},
+		{&out.ClientThrottleMs, "rest_client_rate_limiter_duration_seconds", nil},
 	} {
-		mean, err := meanBetween(before, after, m.metric, m.labels...)
+		seconds, err := meanBetween(before, after, m.histogram, m.labels)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		b.results[m.key] = mean * 1000
+		*m.mean = seconds * 1000
 	}
-	return nil
-}
-
-// meanBetween is a histogram's mean over the observations made between two scrapes.
-func meanBetween(before, after metricsText, histogram string, labels ...string) (float64, error) {
-	var v [4]float64
-	for i, read := range []struct {
-		m      metricsText
-		series string
-	}{{before, "_sum"}, {after, "_sum"}, {before, "_count"}, {after, "_count"}} {
-		x, err := read.m.sum(histogram+read.series, labels...)
-		if err != nil {
-			return 0, err
-		}
-		v[i] = x
-	}
-	switch {
-	case v[3] < v[2]:
-		return 0, fmt.Errorf("%s went backwards: the manager restarted between the scrapes", histogram)
-	case v[3] == v[2]:
-		return 0, nil
-	}
-	return (v[1] - v[0]) / (v[3] - v[2]), nil
+	return out, nil
 }
 
 // directBurst creates the burst's pods itself with --workers goroutines (by
@@ -258,7 +254,7 @@ func (b *bench) directBurst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.results["direct_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	b.results.DirectBurst = ptr.To(times(lags))
 	return nil
 }
 
@@ -280,9 +276,7 @@ func (b *bench) cronBurst(ctx context.Context) error {
 	if !all {
 		return fmt.Errorf("only %d of %d CronJob pods appeared within 10 minutes of the boundary", len(lags), b.o.cronBurst)
 	}
-	b.results["cronjob_burst_n"] = float64(b.o.cronBurst)
-	b.results["cronjob_burst_first_pod_s"] = lags[0].Seconds()
-	b.results["cronjob_burst_last_pod_s"] = lags[len(lags)-1].Seconds()
+	b.results.CronJobBurst = ptr.To(times(lags))
 	return nil
 }
 
@@ -331,7 +325,7 @@ func (b *bench) memoryIdle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.results["memory_idle_mib"] = mib
+	b.memory().IdleMiB = &mib
 	return nil
 }
 
@@ -367,7 +361,7 @@ func (b *bench) memoryLoaded(ctx context.Context) error {
 	if err := b.waitPending(ctx, atNS, b.o.memoryAts, 10*time.Minute); err != nil {
 		return err
 	}
-	b.results["memory_pending_all_s"] = time.Since(start).Seconds()
+	b.memory().PendingAllS = ptr.To(time.Since(start).Seconds())
 	peak := 0.0
 	for range 5 {
 		mib, err := b.managerMemoryMiB(ctx)
@@ -377,9 +371,8 @@ func (b *bench) memoryLoaded(ctx context.Context) error {
 		peak = max(peak, mib)
 		time.Sleep(2 * time.Second)
 	}
-	b.results["memory_loaded_ats"] = float64(b.o.memoryAts)
-	b.results["memory_loaded_pods"] = float64(b.o.memoryPods)
-	b.results["memory_loaded_mib"] = peak
+	m := b.memory()
+	m.LoadedAts, m.LoadedPods, m.LoadedMiB = b.o.memoryAts, b.o.memoryPods, &peak
 	return nil
 }
 
@@ -402,10 +395,4 @@ func (b *bench) waitPending(ctx context.Context, ns string, n int, timeout time.
 		return fmt.Errorf("waiting for the manager to mark %d Ats PENDING (%d after %s): %w", n, len(pending.Items), timeout, err)
 	}
 	return nil
-}
-
-func newAt(ns, name string, schedule time.Time) *cnatv1alpha1.At {
-	obj := &cnatv1alpha1.At{Spec: cnatv1alpha1.AtSpec{Schedule: schedule.UTC().Format(time.RFC3339Nano), Command: "true"}}
-	obj.Name, obj.Namespace = name, ns
-	return obj
 }

@@ -131,10 +131,11 @@ func warnOnError(ns string, ev watch.Event) {
 	}
 }
 
-// watchPods records when each pod of ns is first ADDED, keyed by the At UID
-// (At pods) or the trial label (CronJob pods).
-func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
-	events, err := watchFrom(ctx, c, &corev1.PodList{}, ns)
+// track feeds the events of list's kind in ns, from now on, to record on a
+// new tracker, each with the time this program received it.
+func track(ctx context.Context, c client.WithWatch, list client.ObjectList, ns string,
+	record func(t *tracker, ev watch.Event, now time.Time)) (*tracker, error) {
+	events, err := watchFrom(ctx, c, list, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -143,40 +144,38 @@ func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, er
 		for ev := range events {
 			now := time.Now()
 			warnOnError(ns, ev)
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok || ev.Type != watch.Added {
-				continue
-			}
-			key := pod.Labels[at.AtUIDLabel]
-			if key == "" {
-				key = pod.Labels[trialLabel]
-			}
-			t.record(key, now, true)
+			record(t, ev, now)
 		}
 	}()
 	return t, nil
 }
 
+// watchPods records when each pod of ns is first ADDED, keyed by the At UID
+// (At pods) or the trial label (CronJob pods).
+func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
+	return track(ctx, c, &corev1.PodList{}, ns, func(t *tracker, ev watch.Event, now time.Time) {
+		pod, ok := ev.Object.(*corev1.Pod)
+		if !ok || ev.Type != watch.Added {
+			return
+		}
+		key := pod.Labels[at.AtUIDLabel]
+		if key == "" {
+			key = pod.Labels[trialLabel]
+		}
+		t.record(key, now, true)
+	})
+}
+
 // watchAts counts each At's MODIFIED events and records when it is first seen DONE.
 func watchAts(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
-	events, err := watchFrom(ctx, c, &cnatv1alpha1.AtList{}, ns)
-	if err != nil {
-		return nil, err
-	}
-	t := newTracker()
-	go func() {
-		for ev := range events {
-			now := time.Now()
-			warnOnError(ns, ev)
-			obj, ok := ev.Object.(*cnatv1alpha1.At)
-			if !ok || ev.Type != watch.Modified {
-				continue
-			}
-			t.record(obj.Name, now, false)
-			if obj.Status.Phase == cnatv1alpha1.PhaseDone {
-				t.record(obj.Name, now, true)
-			}
+	return track(ctx, c, &cnatv1alpha1.AtList{}, ns, func(t *tracker, ev watch.Event, now time.Time) {
+		obj, ok := ev.Object.(*cnatv1alpha1.At)
+		if !ok || ev.Type != watch.Modified {
+			return
 		}
-	}()
-	return t, nil
+		t.record(obj.Name, now, false)
+		if obj.Status.Phase == cnatv1alpha1.PhaseDone {
+			t.record(obj.Name, now, true)
+		}
+	})
 }

@@ -18,13 +18,6 @@
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-# Same layout as hack/build-binaries.sh.
-K8S_DIR=$CNAT_CACHE/k8s-$K8S_VERSION
-ETCD_DIR=$CNAT_CACHE/etcd-$ETCD_VERSION
-COREDNS_DIR=$CNAT_CACHE/coredns-$COREDNS_VERSION
-CRICTL_DIR=$CNAT_CACHE/crictl-$CRICTL_VERSION
-PAUSE_DIR=$CNAT_CACHE/pause-$K8S_VERSION
-
 AIRGAP_DIR=$HACK_DIR/airgap
 LABEL=cnat.inputs
 # The node's userland, as kind's base image has it, from Debian instead of
@@ -94,16 +87,6 @@ apt_sources() {
     [ -f "$f" ] && grep -qv '^[[:space:]]*\(#\|$\)' "$f" && echo "$f"
   done
   return 0
-}
-
-need_tools() {
-  local t missing=()
-  for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]})"
-  log "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 docker_root() { docker info -f '{{.DockerRootDir}}'; }

@@ -12,7 +12,9 @@ import (
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 )
 
-// The CRD's OpenAPI and CEL rules, as the real API server applies them.
+// The CRD's OpenAPI and CEL rules, as the real API server applies them. This
+// table owns admission: no other tier repeats it (a rejected create never
+// reaches the controller, so a cluster would prove nothing more).
 func TestAdmissionValidation(t *testing.T) {
 	ns := newNamespace(t, k8sClient)
 	valid := cnatv1alpha1.AtSpec{Schedule: "2026-02-10T20:35:00Z", Command: "echo Hello Kubernetes"}
@@ -39,7 +41,10 @@ func TestAdmissionValidation(t *testing.T) {
 		{"oversize command", func(s *cnatv1alpha1.AtSpec) { s.Command = strings.Repeat("x", 8193) }, "spec.command"},
 		{"image with spaces", func(s *cnatv1alpha1.AtSpec) { s.Image = "busy box" }, "spec.image"},
 		{"image in upper case", func(s *cnatv1alpha1.AtSpec) { s.Image = "BusyBox" }, "spec.image"},
+		{"image with an empty tag", func(s *cnatv1alpha1.AtSpec) { s.Image = "busybox:" }, "spec.image"},
 		{"zero starting deadline", func(s *cnatv1alpha1.AtSpec) { s.StartingDeadlineSeconds = ptr.To[int64](0) }, "spec.startingDeadlineSeconds"},
+		{"negative starting deadline", func(s *cnatv1alpha1.AtSpec) { s.StartingDeadlineSeconds = ptr.To[int64](-5) }, "spec.startingDeadlineSeconds"},
+		{"zero active deadline", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](0) }, "spec.activeDeadlineSeconds"},
 		{"negative active deadline", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](-1) }, "spec.activeDeadlineSeconds"},
 		{"active deadline beyond a pod's int32", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](1 << 31) }, "spec.activeDeadlineSeconds"},
 		{"largest active deadline a pod takes", func(s *cnatv1alpha1.AtSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](1<<31 - 1) }, ""},

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+func TestScenariosByNameOrLetter(t *testing.T) {
+	for _, tc := range []struct {
+		list, want string // want: the scenarios, sorted, or the start of the error
+	}{
+		{"start-lag,api-cost", "api-cost start-lag"},
+		{"AD", "api-cost start-lag"},
+		{"ACDBE", "api-cost burst cronjob memory start-lag"},
+		{"burst, E", "burst memory"},
+		{"api-cost", "error: --scenarios: api-cost counts over the start-lag trials"},
+		{"burts", "error: --scenarios: \"burts\" is neither a scenario"},
+		{"", "error: --scenarios names no scenario"},
+	} {
+		on, err := parseScenarios(tc.list)
+		got := strings.Join(slices.Sorted(maps.Keys(on)), " ")
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("parseScenarios(%q) = %q, want %q", tc.list, got, tc.want)
+		}
+	}
+}
+
+func parse(t *testing.T, text string) metrics {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+const scrapeBefore = `# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="at",result="success"} 10
+controller_runtime_reconcile_total{controller="at",result="error"} 2
+controller_runtime_reconcile_total{controller="other",result="success"} 100
+# TYPE workqueue_queue_duration_seconds histogram
+workqueue_queue_duration_seconds_bucket{name="at",le="+Inf"} 4
+workqueue_queue_duration_seconds_sum{name="at"} 2
+workqueue_queue_duration_seconds_count{name="at"} 4
+`
+
+const scrapeAfter = `# TYPE workqueue_queue_duration_seconds histogram
+workqueue_queue_duration_seconds_bucket{name="at",le="+Inf"} 8
+workqueue_queue_duration_seconds_sum{name="at"} 4
+workqueue_queue_duration_seconds_count{name="at"} 8
+workqueue_queue_duration_seconds_bucket{name="other",le="+Inf"} 1
+workqueue_queue_duration_seconds_sum{name="other"} 60
+workqueue_queue_duration_seconds_count{name="other"} 1
+`
+
+func TestMetricsAddUpTheMatchingSeries(t *testing.T) {
+	before, after := parse(t, scrapeBefore), parse(t, scrapeAfter)
+	if got := before.counter("controller_runtime_reconcile_total", map[string]string{"controller": "at"}); got != 12 {
+		t.Errorf("reconciles of the at controller = %v, want 12 (both results, not the other controller)", got)
+	}
+	if got := before.counter("no_such_metric", nil); got != 0 {
+		t.Errorf("a metric not produced yet = %v, want 0", got)
+	}
+	mean, err := meanBetween(before, after, "workqueue_queue_duration_seconds", map[string]string{"name": "at"})
+	if err != nil || mean != 0.5 {
+		t.Errorf("mean queue wait between the scrapes = %v, %v; want 0.5 (2 s over 4 observations)", mean, err)
+	}
+	if _, err := meanBetween(after, before, "workqueue_queue_duration_seconds", map[string]string{"name": "at"}); err == nil {
+		t.Error("a histogram that went backwards (a restarted manager) gave a mean")
+	}
+}
+
+func TestBenchJSONSaysNullForWhatWasNotMeasured(t *testing.T) {
+	r := results{Burst: &burst{podTimes: podTimes{N: 3, FirstPodS: 1, LastPodS: 2}, DoneN: 2}, WallSeconds: 5}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"start_lag", "cronjob_start_lag", "api_cost", "direct_burst", "cronjob_burst", "memory"} {
+		if v, ok := got[key]; !ok || v != nil {
+			t.Errorf("%s = %v (present: %v), want null", key, v, ok)
+		}
+	}
+	b := got["burst"].(map[string]any)
+	if b["n"] != 3.0 || b["last_pod_s"] != 2.0 || b["all_done_s"] != nil || b["manager"] != nil {
+		t.Errorf("burst = %v, want n 3, last_pod_s 2, all_done_s and manager null", b)
+	}
+}
