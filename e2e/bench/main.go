@@ -8,7 +8,7 @@
 //	               are DONE; the same N pods created directly, as the ceiling
 //	cronjob (C)    the same as CronJobs firing on a minute boundary,
 //	               interleaved with start-lag (and with burst, N CronJobs)
-//	api-cost (D)   writes (At MODIFIED events + pods) and reconciles per
+//	api-cost (D)   writes (At MODIFIED events + pod create and release) and reconciles per
 //	               start-lag run
 //	memory (E)     the manager container's memory: idle, and with many
 //	               PENDING Ats and unrelated pods that never run

@@ -22,7 +22,7 @@ type results struct {
 }
 
 type apiCost struct {
-	WritesPerRun     float64 `json:"writes_per_run"`     // the At's MODIFIED events and its pod
+	WritesPerRun     float64 `json:"writes_per_run"`     // the At's MODIFIED events, its pod's creation and release
 	ReconcilesPerRun float64 `json:"reconciles_per_run"` // controller_runtime_reconcile_total
 }
 
@@ -143,8 +143,8 @@ func (r *results) printTable() {
 			of(r.Burst, func(b burst) float64 { return b.P99PodS }).in("%.2f s"), "", "", ""},
 		{"burst all DONE after T", allDone(r.Burst), "", "", "reported"},
 		{"burst ceiling: the N pods created directly", of(db, last).in("%.2f s"), "", "", "reported"},
-		{"api-cost writes per run", of(r.APICost, func(c apiCost) float64 { return c.WritesPerRun }).in("%.2f"), "", "", "≤ 4"},
-		{"api-cost reconciles per run", of(r.APICost, func(c apiCost) float64 { return c.ReconcilesPerRun }).in("%.2f"), "", "", "≤ 4"},
+		{"api-cost writes per run", of(r.APICost, func(c apiCost) float64 { return c.WritesPerRun }).in("%.2f"), "", "", "≤ 5 (the run finalizer costs one)"},
+		{"api-cost reconciles per run", of(r.APICost, func(c apiCost) float64 { return c.ReconcilesPerRun }).in("%.2f"), "", "", "≤ 5"},
 		{"memory, idle", of(mem.IdleMiB, mib).in("%.1f MiB"), "", "", "≤ 64 MiB"},
 		{"memory, loaded", of(mem.LoadedMiB, mib).in("%.1f MiB"), "", "", "≤ 200 MiB"},
 	} {

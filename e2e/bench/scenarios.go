@@ -100,7 +100,8 @@ func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
 }
 
 // singleAt runs one At at a sub-second instant about 2 s ahead and returns
-// the start lag and the writes it cost: its MODIFIED events and its pod.
+// the start lag and the writes it cost: its MODIFIED events, its pod's
+// creation and the release of the pod's run finalizer.
 func (b *bench) singleAt(ctx context.Context, ns, name string, pods, ats *tracker) (time.Duration, int, error) {
 	jitter := time.Duration(rand.Int64N(int64(time.Second)))
 	schedule := time.Now().Add(2*time.Second + jitter)
@@ -115,7 +116,12 @@ func (b *bench) singleAt(ctx context.Context, ns, name string, pods, ats *tracke
 	if _, err := ats.waitSeen(ctx, name, time.Minute); err != nil {
 		return 0, 0, fmt.Errorf("DONE of At %s: %w", name, err)
 	}
-	return seen.Sub(schedule), ats.count(name) + 1, nil
+	// The pod's run finalizer is released right after DONE is stored.
+	uid := string(obj.UID)
+	if !pods.waitUntil(ctx, time.Now().Add(30*time.Second), func() bool { return pods.count(uid) > 0 }) {
+		return 0, 0, fmt.Errorf("the pod of At %s was not released within 30s", name)
+	}
+	return seen.Sub(schedule), ats.count(name) + 1 + pods.count(uid), nil
 }
 
 // bursts runs B: N Ats at one instant; the same N pods created directly, as

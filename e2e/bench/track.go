@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -151,18 +152,29 @@ func track(ctx context.Context, c client.WithWatch, list client.ObjectList, ns s
 }
 
 // watchPods records when each pod of ns is first ADDED, keyed by the At UID
-// (At pods) or the trial label (CronJob pods).
+// (At pods) or the trial label (CronJob pods), and counts as a change each
+// release of an At pod's run finalizer: the manager's one write to its pod
+// after creating it.
 func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
+	held := map[types.UID]bool{} // only the tracker's goroutine touches it
 	return track(ctx, c, &corev1.PodList{}, ns, func(t *tracker, ev watch.Event, now time.Time) {
 		pod, ok := ev.Object.(*corev1.Pod)
-		if !ok || ev.Type != watch.Added {
+		if !ok {
 			return
 		}
 		key := pod.Labels[at.AtUIDLabel]
 		if key == "" {
 			key = pod.Labels[trialLabel]
 		}
-		t.record(key, now, true)
+		switch ev.Type {
+		case watch.Added:
+			t.record(key, now, true)
+		case watch.Modified:
+			if held[pod.UID] && !at.HasRunFinalizer(pod) {
+				t.record(key, now, false)
+			}
+		}
+		held[pod.UID] = at.HasRunFinalizer(pod)
 	})
 }
 
