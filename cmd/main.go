@@ -146,7 +146,7 @@ func run(o options) error {
 		// Within the pod's terminationGracePeriodSeconds (config/manager), so
 		// that a rollout releases the lease instead of being killed holding it.
 		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
-		Cache:                         controller.CacheOptions(o.watchNamespaces),
+		Cache:                   controller.CacheOptions(o.watchNamespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

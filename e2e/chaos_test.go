@@ -114,19 +114,17 @@ func killManagerInPlace(ctx context.Context) error {
 }
 
 // createAts creates n Ats in ns, the i-th due at schedule(i).
-func createAts(ctx context.Context, t *testing.T, cfg *envconf.Config, ns string, n int, command string, schedule func(int) time.Time) []*cnatv1alpha1.At {
+func createAts(ctx context.Context, t *testing.T, cfg *envconf.Config, ns string, n int, command string, schedule func(int) time.Time) {
 	t.Helper()
-	ats := make([]*cnatv1alpha1.At, n)
-	for i := range ats {
-		ats[i] = &cnatv1alpha1.At{
+	for i := range n {
+		obj := &cnatv1alpha1.At{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chaos-%03d", i), Namespace: ns},
 			Spec:       cnatv1alpha1.AtSpec{Schedule: schedule(i).UTC().Format(time.RFC3339Nano), Command: command},
 		}
-		if err := cfg.Client().Resources().Create(ctx, ats[i]); err != nil {
+		if err := cfg.Client().Resources().Create(ctx, obj); err != nil {
 			t.Fatalf("creating At %d: %v", i, err)
 		}
 	}
-	return ats
 }
 
 // waitAllDone waits until every At in ns is DONE and returns them by name.

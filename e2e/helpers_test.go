@@ -50,15 +50,11 @@ type atKey struct{}
 
 // createAt creates an At in the feature's namespace and keeps it in ctx for
 // the following assessments.
-func createAt(ctx context.Context, t *testing.T, cfg *envconf.Config, schedule time.Time, command string,
-	mutate ...func(*cnatv1alpha1.At)) context.Context {
+func createAt(ctx context.Context, t *testing.T, cfg *envconf.Config, schedule time.Time, command string) context.Context {
 	t.Helper()
 	obj := &cnatv1alpha1.At{
 		ObjectMeta: metav1.ObjectMeta{Name: "at-" + rand.String(5), Namespace: namespaceOf(ctx)},
 		Spec:       cnatv1alpha1.AtSpec{Schedule: schedule.UTC().Format(time.RFC3339Nano), Command: command},
-	}
-	for _, m := range mutate {
-		m(obj)
 	}
 	if err := cfg.Client().Resources().Create(ctx, obj); err != nil {
 		t.Fatalf("creating At: %v", err)

@@ -130,13 +130,13 @@ func TestDecide(t *testing.T) {
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName(pending), Namespace: "ns"}}
 
 	tests := []struct {
-		name   string
-		at     *cnatv1alpha1.At
-		pod    *corev1.Pod
-		now    time.Time
-		reject error
-		refused    error
-		want       want
+		name    string
+		at      *cnatv1alpha1.At
+		pod     *corev1.Pod
+		now     time.Time
+		reject  error
+		refused error
+		want    want
 	}{
 		{name: "new, schedule in the future: PENDING once, requeue for exactly the time left",
 			at: newAt(), now: schedule.Add(-90 * time.Second),
@@ -296,7 +296,7 @@ func TestDecide(t *testing.T) {
 			want: want{typ: DeletePod, phase: cnatv1alpha1.PhaseRunning}},
 		{name: "pod not started by startingDeadlineSeconds, being deleted: Missed, naming what held it",
 			at: runningDeadline, pod: ownPod(runningDeadline, corev1.PodPending, waiting("ErrImagePull", "not found"), beingDeleted),
-			now:  schedule.Add(11 * time.Second),
+			now: schedule.Add(11 * time.Second),
 			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
 				reason: cnatv1alpha1.ReasonMissedStartingDeadline, message: "ErrImagePull: not found", again: true}},
 		{name: "pod started before startingDeadlineSeconds: the deadline no longer applies",

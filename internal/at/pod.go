@@ -65,8 +65,8 @@ func PodFor(at *cnatv1alpha1.At, defaultImage string, start time.Time) *corev1.P
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      PodName(at),
-			Namespace: at.Namespace,
+			Name:       PodName(at),
+			Namespace:  at.Namespace,
 			Labels:     RunLabels(at),
 			Finalizers: []string{cnatv1alpha1.RunFinalizer},
 			Annotations: map[string]string{

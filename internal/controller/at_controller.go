@@ -147,6 +147,7 @@ func (r *AtReconciler) act(ctx context.Context, obj *cnatv1alpha1.At, in at.Inpu
 // reconcile's result.
 func (r *AtReconciler) do(ctx context.Context, obj *cnatv1alpha1.At, in at.Input, action at.Action) (*at.Input, ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	//exhaustive:enforce
 	switch action.Type {
 	case at.Wait:
 		return nil, r.requeue(in.Now, action.RequeueAfter), nil

@@ -269,4 +269,3 @@ func TestDeletedAtReleasesItsPod(t *testing.T) {
 	}
 	waitForPodGone(t, client.ObjectKeyFromObject(pod))
 }
-
