@@ -22,6 +22,7 @@ generate: ## Generate deepcopy code.
 
 manifests: ## Generate the CRD and RBAC from markers.
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./... output:crd:artifacts:config=config/crd/bases
+	go run ./hack/trim-crd config/crd/bases/cnat.programming-kubernetes.info_ats.yaml
 
 verify-generated: generate manifests ## Fail if generated files are not committed as generated.
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }

@@ -10,6 +10,9 @@ import (
 	"os"
 	"strings"
 	"time"
+	// The zone database for spec.timeZone, in the binary: the manager's
+	// static image has no /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
