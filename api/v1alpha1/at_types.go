@@ -81,10 +81,11 @@ type AtSpec struct {
 	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00";
 	// or, with timeZone, a local date-time without one, e.g. "2026-03-29T02:30:00".
 	// Its instant in UTC falls in the years 0001 to 9999.
-	// The format check rejects impossible dates such as February 30; the
-	// range rules keep the instant one that status timestamps can hold.
+	// The format check rejects impossible dates such as February 30 (a local
+	// date-time is checked as if in UTC); the range rules keep the instant
+	// one that status timestamps can hold.
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?$') && !format.datetime().validate(self).hasValue()",message="spec.schedule must be an RFC 3339 date-time, e.g. 2026-02-10T20:35:00Z (or 2026-02-10T20:35:00 with spec.timeZone)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?$') && !format.datetime().validate(self.matches('(Z|[+-][0-9]{2}:[0-9]{2})$') ? self : self + 'Z').hasValue()",message="spec.schedule must be an RFC 3339 date-time, e.g. 2026-02-10T20:35:00Z (or 2026-02-10T20:35:00 with spec.timeZone)"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^9999-12-31T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?-[0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) + int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self))) < 1440",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^0001-01-01T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?[+][0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) >= int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self)))",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
 	Schedule string `json:"schedule"`

@@ -281,7 +281,9 @@ func TestDecide(t *testing.T) {
 			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonScheduled,
 				requeueAfter: time.Minute, message: "+05:30"}},
 		{name: "time zone the manager does not know (CRD without validation): terminal InvalidSpec",
-			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.TimeZone, a.Spec.Schedule = "Mars/Olympus_Mons", "2026-02-10T20:35:00" }), now: schedule,
+			at: newAt(func(a *cnatv1alpha1.At) {
+				a.Spec.TimeZone, a.Spec.Schedule = "Mars/Olympus_Mons", "2026-02-10T20:35:00"
+			}), now: schedule,
 			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
 				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true, again: true, message: "spec.timeZone"}},
 		{name: "time zone with an offset in the schedule (CRD without validation): terminal InvalidSpec",
