@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -112,6 +113,19 @@ func TestAdmissionValidation(t *testing.T) {
 			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
 				t.Errorf("error does not name %s: %v", tc.wantErr, err)
 			}
+		})
+	}
+}
+
+// Every sample in config/samples is an At the API server takes as it is.
+func TestSamplesAreAdmitted(t *testing.T) {
+	samples, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "cnat_*.yaml"))
+	if err != nil || len(samples) < 3 {
+		t.Fatalf("samples: %v, %v", samples, err)
+	}
+	for _, path := range samples {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			applyFile(context.Background(), t, k8sClient, path, newNamespace(t, k8sClient))
 		})
 	}
 }
