@@ -10,9 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
-	// The zone database for spec.timeZone, in the binary: the manager's
-	// static image has no /usr/share/zoneinfo.
-	_ "time/tzdata"
+	_ "time/tzdata" // the zone database for spec.timeZone: the manager's static image has no /usr/share/zoneinfo
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
