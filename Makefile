@@ -21,7 +21,8 @@ generate: ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 manifests: ## Generate the CRD and RBAC from markers.
-	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths=./... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true rbac:roleName=manager-role paths=./... output:crd:artifacts:config=config/crd/bases
+	go run ./hack/trim-crd config/crd/bases/cnat.programming-kubernetes.info_ats.yaml
 
 verify-generated: generate manifests ## Fail if generated files are not committed as generated.
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }

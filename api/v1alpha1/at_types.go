@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -45,6 +46,10 @@ const (
 	ReasonFailedCreate = "FailedCreate"
 	// ReasonNotHeld: what held the run (ConditionHeld) has cleared.
 	ReasonNotHeld = "NotHeld"
+	// ReasonSuspended: spec.suspend keeps a PENDING At from starting.
+	ReasonSuspended = "Suspended"
+	// ReasonResumed: spec.suspend was cleared.
+	ReasonResumed = "Resumed"
 )
 
 // Condition types in status.conditions. They mirror a Job's: Started once the
@@ -56,6 +61,9 @@ const (
 	ConditionComplete = "Complete"
 	ConditionFailed   = "Failed"
 	ConditionHeld     = "Held"
+	// ConditionSuspended is True while spec.suspend holds a PENDING At, as
+	// a Job's Suspended condition.
+	ConditionSuspended = "Suspended"
 )
 
 // RunFinalizer is set on every run pod at its creation and removed only once
@@ -66,18 +74,58 @@ const (
 const RunFinalizer = "cnat.programming-kubernetes.info/run"
 
 // AtSpec is what to run and when.
+// +kubebuilder:validation:XValidation:rule="has(self.timeZone) || self.schedule.matches('(Z|[+-][0-9]{2}:[0-9]{2})$')",fieldPath=".schedule",message="spec.schedule must be an RFC 3339 date-time with an offset, e.g. 2026-02-10T20:35:00Z, or a local date-time with spec.timeZone set"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeZone) || !self.schedule.matches('(Z|[+-][0-9]{2}:[0-9]{2})$')",fieldPath=".schedule",message="spec.schedule must be a local date-time without an offset, e.g. 2026-03-29T02:30:00, when spec.timeZone is set"
 type AtSpec struct {
-	// Schedule is the instant to run the command at, in RFC 3339 with an
-	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00",
-	// whose instant in UTC falls in the years 0001 to 9999.
-	// The pattern demands the offset (CEL's datetime format alone would take a
-	// local time); the format check rejects impossible dates such as February 30;
-	// the range rules keep the instant one that status timestamps can hold.
+	// Schedule is the instant to run the command at: in RFC 3339 with an
+	// explicit offset, e.g. "2026-02-10T20:35:00Z" or "2026-02-10T21:35:00.250+01:00";
+	// or, with timeZone, a local date-time without one, e.g. "2026-03-29T02:30:00".
+	// Its instant in UTC falls in the years 0001 to 9999.
+	// The format check rejects impossible dates such as February 30 (a local
+	// date-time is checked as if in UTC); the range rules keep the instant
+	// one that status timestamps can hold.
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$') && !format.datetime().validate(self).hasValue()",message="spec.schedule must be an RFC 3339 date-time with an offset, e.g. 2026-02-10T20:35:00Z"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?$') && !format.datetime().validate(self.matches('(Z|[+-][0-9]{2}:[0-9]{2})$') ? self : self + 'Z').hasValue()",message="spec.schedule must be an RFC 3339 date-time, e.g. 2026-02-10T20:35:00Z (or 2026-02-10T20:35:00 with spec.timeZone)"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^9999-12-31T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?-[0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) + int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self))) < 1440",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^0001-01-01T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]{1,9})?[+][0-9]{2}:[0-9]{2}$') || int(self.substring(11, 13)) * 60 + int(self.substring(14, 16)) >= int(self.substring(size(self) - 5, size(self) - 3)) * 60 + int(self.substring(size(self) - 2, size(self)))",message="spec.schedule must fall in the years 0001 to 9999 once converted to UTC"
 	Schedule string `json:"schedule"`
+
+	// TimeZone is an IANA time zone name, e.g. "Europe/Berlin": schedule is
+	// then a local date-time in that zone. A local time that does not exist
+	// (the hour skipped when clocks go forward) runs as much later as the
+	// gap is long (02:30 in a one-hour gap runs at 03:30); one that happens
+	// twice (clocks go back) runs at the first. Admission checks the name
+	// against the API server's zone database; the controller checks it
+	// against its own (embedded) one, ending the At Failed InvalidSpec if it
+	// does not know it.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$') && self != 'Local'",message="spec.timeZone must be an IANA time zone name such as Europe/Berlin"
+	// +kubebuilder:validation:XValidation:rule="timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",message="spec.timeZone must be a time zone the API server knows, such as Europe/Berlin"
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// Suspend holds a PENDING At: no pod is created while it is true, and
+	// the status says so. Cleared after the schedule, the command runs at
+	// once, unless startingDeadlineSeconds has passed (then Missed). It can
+	// change until the At is RUNNING, like the rest of the spec.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
+
+	// Template is the run pod's template, as a Job's. The command runs in its
+	// container named "command" (added if missing): its image defaults to
+	// spec.image, then the manager's --default-image, and the operator sets
+	// its command to `sh -c <spec.command>`. No other regular container is
+	// allowed (initContainers are); restartPolicy is Never. The operator's
+	// name, owner reference, labels, annotations and finalizer win. Unset
+	// fields keep the operator's defaults: the restricted Pod Security
+	// settings and no service account token unless serviceAccountName or
+	// automountServiceAccountToken asks for one.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || size(self.spec.containers) == 0 || (size(self.spec.containers) == 1 && self.spec.containers[0].name == 'command')",message="spec.template.spec.containers may hold only the container named command: initContainers run before it"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || size(self.spec.containers) == 0 || (!has(self.spec.containers[0].command) && !has(self.spec.containers[0].args))",message="spec.template.spec.containers[command] must not set command or args: the operator runs sh -c spec.command"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.restartPolicy) || self.spec.restartPolicy == 'Never'",message="spec.template.spec.restartPolicy must be Never (or unset): the command runs once"
+	Template *corev1.PodTemplateSpec `json:"template,omitempty"`
 
 	// Command is run with `sh -c` in the pod.
 	// +kubebuilder:validation:MinLength=1
@@ -173,6 +221,8 @@ type AtStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=at
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Zone",type=string,JSONPath=`.spec.timeZone`,priority=1
+// +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.result`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

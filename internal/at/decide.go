@@ -87,18 +87,6 @@ type Action struct {
 	Terminal error
 }
 
-// ParseSchedule parses spec.schedule the way admission validates it.
-func ParseSchedule(schedule string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, schedule)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("spec.schedule %q is not an RFC 3339 date-time: %w", schedule, err)
-	}
-	if year := t.UTC().Year(); year < 1 || year > 9999 {
-		return time.Time{}, fmt.Errorf("spec.schedule %q falls in the year %d in UTC, outside 0001 to 9999", schedule, year)
-	}
-	return t, nil
-}
-
 // Decide is the whole At state machine: PENDING until the schedule, then one
 // pod and RUNNING, then DONE with a result; what holds a run and the deadlines
 // that end it; and what to do with a DONE At and its pod.
@@ -140,6 +128,8 @@ func Decide(in Input) Action {
 		// Only when someone removed RunFinalizer: otherwise the pod would still be here.
 		return finish(in, cnatv1alpha1.ResultFailed, cnatv1alpha1.ReasonPodDeleted,
 			fmt.Sprintf("pod %s was deleted before it finished; the command is not run again", PodName(at)), nil)
+	case ptr.Deref(at.Spec.Suspend, false):
+		return suspended(in, schedule)
 	case in.Now.Before(schedule):
 		return pending(in, schedule)
 	case pastStartingDeadline(at, schedule, in.Now):
@@ -159,7 +149,7 @@ func Decide(in Input) Action {
 // validate catches what admission should have refused, for clusters where the
 // CRD was installed without its validation.
 func validate(at *cnatv1alpha1.At) (time.Time, error) {
-	schedule, err := ParseSchedule(at.Spec.Schedule)
+	schedule, err := Schedule(&at.Spec)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -204,9 +194,45 @@ func pending(in Input, schedule time.Time) Action {
 	status.Reason = cnatv1alpha1.ReasonScheduled
 	status.Message = "runs at " + schedule.Format(time.RFC3339Nano)
 	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionFalse, status.Reason, status.Message)
+	resumed(status, in)
 	return Action{
 		Type: WriteStatus, Status: status, RequeueAfter: wait,
 		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonScheduled, Note: status.Message},
+	}
+}
+
+// suspended records, once per spec generation, that spec.suspend holds a
+// PENDING At. No timer: only clearing spec.suspend (a new generation) moves it.
+func suspended(in Input, schedule time.Time) Action {
+	at := in.At
+	st := at.Status
+	if st.Phase == cnatv1alpha1.PhasePending && st.ObservedGeneration == at.Generation &&
+		meta.IsStatusConditionTrue(st.Conditions, cnatv1alpha1.ConditionSuspended) {
+		return Action{Type: Wait}
+	}
+	status := at.Status.DeepCopy()
+	status.Phase = cnatv1alpha1.PhasePending
+	status.ScheduledTime = microTime(schedule)
+	status.Reason = cnatv1alpha1.ReasonSuspended
+	if in.Now.Before(schedule) {
+		status.Message = fmt.Sprintf("suspended: no pod is created at %s while spec.suspend is true",
+			schedule.Format(time.RFC3339Nano))
+	} else {
+		status.Message = fmt.Sprintf("suspended: its schedule %s has passed; it runs when spec.suspend is cleared, unless startingDeadlineSeconds has passed by then",
+			schedule.Format(time.RFC3339Nano))
+	}
+	setCondition(status, in, cnatv1alpha1.ConditionSuspended, metav1.ConditionTrue, status.Reason, status.Message)
+	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionFalse, status.Reason, status.Message)
+	return Action{Type: WriteStatus, Status: status,
+		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonSuspended, Note: status.Message}}
+}
+
+// resumed sets the Suspended condition False once spec.suspend is cleared,
+// on the next status the At writes.
+func resumed(status *cnatv1alpha1.AtStatus, in Input) {
+	if meta.IsStatusConditionTrue(status.Conditions, cnatv1alpha1.ConditionSuspended) {
+		setCondition(status, in, cnatv1alpha1.ConditionSuspended, metav1.ConditionFalse, cnatv1alpha1.ReasonResumed,
+			"spec.suspend was cleared")
 	}
 }
 
@@ -346,6 +372,7 @@ func running(in Input, schedule time.Time) Action {
 		status.Message = fmt.Sprintf("pod %s created at %s", pod.Name, created.UTC().Format(time.RFC3339))
 	}
 	setCondition(status, in, cnatv1alpha1.ConditionStarted, metav1.ConditionTrue, status.Reason, status.Message)
+	resumed(status, in)
 	return Action{Type: WriteStatus, Status: status, Again: true,
 		Event: &Event{Type: corev1.EventTypeNormal, Reason: cnatv1alpha1.ReasonPodCreated, Note: status.Message}}
 }
@@ -450,6 +477,7 @@ func finish(in Input, result cnatv1alpha1.Result, reason, message string, pod *c
 	if meta.IsStatusConditionTrue(status.Conditions, cnatv1alpha1.ConditionHeld) {
 		setCondition(status, in, cnatv1alpha1.ConditionHeld, metav1.ConditionFalse, reason, message)
 	}
+	resumed(status, in)
 	setCondition(status, in, conditionType, metav1.ConditionTrue, reason, message)
 	// Decide again: the pod's finalizer is released once DONE is stored, and
 	// a TTL of 0 deletes the At at once.

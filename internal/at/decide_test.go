@@ -128,6 +128,24 @@ func TestDecide(t *testing.T) {
 	active := func(a *cnatv1alpha1.At) { a.Spec.ActiveDeadlineSeconds = ptr.To[int64](60) }
 	runningDeadline, runningActive := newAt(runningStatus, deadline), newAt(runningStatus, active)
 	foreign := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName(pending), Namespace: "ns"}}
+	suspend := func(a *cnatv1alpha1.At) { a.Spec.Suspend = ptr.To(true) }
+	suspendedAt := newAt(pendingStatus, suspend, func(a *cnatv1alpha1.At) {
+		meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{Type: cnatv1alpha1.ConditionSuspended,
+			Status: metav1.ConditionTrue, Reason: cnatv1alpha1.ReasonSuspended})
+	})
+	// resumedAt is suspendedAt with spec.suspend cleared: a new generation.
+	resumedAt := func(mutate ...func(*cnatv1alpha1.At)) *cnatv1alpha1.At {
+		a := suspendedAt.DeepCopy()
+		a.Spec.Suspend, a.Generation = ptr.To(false), 2
+		for _, m := range mutate {
+			m(a)
+		}
+		return a
+	}
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name    string
@@ -227,6 +245,51 @@ func TestDecide(t *testing.T) {
 		{name: "pod refused by the API server as invalid: Failed PodRejected",
 			at: pending, now: schedule, reject: errors.New("spec.containers[0].image: Invalid value"),
 			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed, reason: cnatv1alpha1.ReasonPodRejected, again: true}},
+		{name: "suspended before its schedule: PENDING Suspended with an Event, and no timer",
+			at: newAt(suspend), now: schedule.Add(-time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonSuspended,
+				condition: cnatv1alpha1.ConditionSuspended, eventType: corev1.EventTypeNormal, message: "spec.suspend"}},
+		{name: "suspended and recorded, schedule reached: no pod, no write",
+			at: suspendedAt, now: schedule.Add(time.Minute),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhasePending}},
+		{name: "suspended with its schedule and starting deadline past: still only suspended, no pod, no Missed",
+			at: newAt(pendingStatus, suspend, deadline), now: schedule.Add(time.Hour),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonSuspended,
+				condition: cnatv1alpha1.ConditionSuspended, message: "has passed"}},
+		{name: "suspend cleared after the schedule: run at once",
+			at: resumedAt(), now: schedule.Add(time.Minute),
+			want: want{typ: StartPod, phase: cnatv1alpha1.PhasePending, startTime: schedule.Add(time.Minute)}},
+		{name: "suspend cleared before the schedule: PENDING Scheduled, Suspended False",
+			at: resumedAt(), now: schedule.Add(-time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonScheduled,
+				notCondition: cnatv1alpha1.ConditionSuspended, requeueAfter: time.Minute}},
+		{name: "suspend cleared past startingDeadlineSeconds: Missed, Suspended False",
+			at: resumedAt(deadline), now: schedule.Add(time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultMissed,
+				reason: cnatv1alpha1.ReasonMissedStartingDeadline, notCondition: cnatv1alpha1.ConditionSuspended, again: true}},
+		{name: "suspend set once the pod exists: the run goes on",
+			at: newAt(runningStatus, suspend), pod: ownPod(running, corev1.PodRunning, started), now: schedule.Add(time.Second),
+			want: want{typ: Wait, phase: cnatv1alpha1.PhaseRunning}},
+		{name: "pod seen after a resume: RUNNING, Suspended False",
+			at: resumedAt(), pod: ownPod(pending, corev1.PodPending), now: schedule.Add(time.Second),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseRunning, notCondition: cnatv1alpha1.ConditionSuspended,
+				startTime: podStart, again: true}},
+		{name: "time zone: the local schedule resolved in it; status.scheduledTime is the instant",
+			at: newAt(func(a *cnatv1alpha1.At) {
+				a.Spec.TimeZone, a.Spec.Schedule = "Asia/Kolkata", schedule.In(kolkata).Format("2006-01-02T15:04:05")
+			}), now: schedule.Add(-time.Minute),
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhasePending, reason: cnatv1alpha1.ReasonScheduled,
+				requeueAfter: time.Minute, message: "+05:30"}},
+		{name: "time zone the manager does not know (CRD without validation): terminal InvalidSpec",
+			at: newAt(func(a *cnatv1alpha1.At) {
+				a.Spec.TimeZone, a.Spec.Schedule = "Mars/Olympus_Mons", "2026-02-10T20:35:00"
+			}), now: schedule,
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true, again: true, message: "spec.timeZone"}},
+		{name: "time zone with an offset in the schedule (CRD without validation): terminal InvalidSpec",
+			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.TimeZone = "Europe/Berlin" }), now: schedule,
+			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,
+				reason: cnatv1alpha1.ReasonInvalidSpec, terminal: true, again: true, message: "spec.schedule"}},
 		{name: "schedule that does not parse (CRD without validation): terminal InvalidSpec",
 			at: newAt(func(a *cnatv1alpha1.At) { a.Spec.Schedule = "2026-02-30T10:00:00Z" }), now: schedule,
 			want: want{typ: WriteStatus, phase: cnatv1alpha1.PhaseDone, result: cnatv1alpha1.ResultFailed,

@@ -4,8 +4,10 @@
 package at
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,53 +57,91 @@ func PodName(at *cnatv1alpha1.At) string {
 	return strings.TrimRight(prefix, "-") + "-" + suffix
 }
 
-// PodFor builds the pod that runs at's command, created at start: one
-// container, never restarted, with the Pod Security "restricted" profile's
-// settings.
+// PodFor builds the pod that runs at's command, created at start: from
+// spec.template if there is one, with its container named ContainerName
+// (added if missing) running the command, never restarted. What the template
+// leaves unset gets the Pod Security "restricted" profile's settings and no
+// service account token; the operator's name, labels, annotations, finalizer
+// and owner reference replace the template's.
 func PodFor(at *cnatv1alpha1.At, defaultImage string, start time.Time) *corev1.Pod {
-	image := at.Spec.Image
-	if image == "" {
-		image = defaultImage
+	var template corev1.PodTemplateSpec
+	if at.Spec.Template != nil {
+		template = *at.Spec.Template.DeepCopy()
 	}
+	spec := template.Spec
+	i := slices.IndexFunc(spec.Containers, func(c corev1.Container) bool { return c.Name == ContainerName })
+	if i < 0 {
+		spec.Containers = append([]corev1.Container{{Name: ContainerName}}, spec.Containers...)
+		i = 0
+	}
+	c := &spec.Containers[i]
+	c.Image = cmp.Or(c.Image, at.Spec.Image, defaultImage)
+	c.Command, c.Args = []string{"sh", "-c", at.Spec.Command}, nil
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if c.SecurityContext == nil {
+		c.SecurityContext = &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		}
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	}
+
+	// The command runs once: a restarted container would run it again.
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	if at.Spec.ActiveDeadlineSeconds != nil {
+		spec.ActiveDeadlineSeconds = at.Spec.ActiveDeadlineSeconds
+	}
+	// A token only for a template that names the identity it runs as.
+	if spec.AutomountServiceAccountToken == nil && spec.ServiceAccountName == "" {
+		spec.AutomountServiceAccountToken = ptr.To(false)
+	}
+	if spec.EnableServiceLinks == nil {
+		spec.EnableServiceLinks = ptr.To(false)
+	}
+	if spec.TerminationGracePeriodSeconds == nil {
+		spec.TerminationGracePeriodSeconds = ptr.To[int64](terminationGrace)
+	}
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(RunAsUser),
+			RunAsGroup:     ptr.To(RunAsUser),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		}
+	}
+
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:       PodName(at),
 			Namespace:  at.Namespace,
-			Labels:     RunLabels(at),
+			Labels:     merged(template.Labels, RunLabels(at)),
 			Finalizers: []string{cnatv1alpha1.RunFinalizer},
-			Annotations: map[string]string{
+			Annotations: merged(template.Annotations, map[string]string{
 				AtNameAnnotation:    at.Name,
 				StartTimeAnnotation: start.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
-			},
+			}),
 			OwnerReferences: []metav1.OwnerReference{
 				*metav1.NewControllerRef(at, cnatv1alpha1.GroupVersion.WithKind("At")),
 			},
 		},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			ActiveDeadlineSeconds:         at.Spec.ActiveDeadlineSeconds,
-			AutomountServiceAccountToken:  ptr.To(false),
-			EnableServiceLinks:            ptr.To(false),
-			TerminationGracePeriodSeconds: ptr.To[int64](terminationGrace),
-			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				RunAsUser:      ptr.To(RunAsUser),
-				RunAsGroup:     ptr.To(RunAsUser),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
-			Containers: []corev1.Container{{
-				Name:            ContainerName,
-				Image:           image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         []string{"sh", "-c", at.Spec.Command},
-				SecurityContext: &corev1.SecurityContext{
-					AllowPrivilegeEscalation: ptr.To(false),
-					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				},
-				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-			}},
-		},
+		Spec: spec,
 	}
+}
+
+// merged is base with ours laid over it; ours alone when base is empty, so
+// that a template-less At allocates nothing more than before.
+func merged(base, ours map[string]string) map[string]string {
+	if len(base) == 0 {
+		return ours
+	}
+	out := make(map[string]string, len(base)+len(ours))
+	maps.Copy(out, base)
+	maps.Copy(out, ours)
+	return out
 }
 
 // RunLabels are the labels every run pod carries: the manager's pod cache

@@ -82,7 +82,44 @@ func (r *AtReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.act(ctx, &obj, r.input(&obj, pod))
+	in := r.input(&obj, pod)
+	if pod == nil && firstSeen(&obj) {
+		if in.PodRejected, err = r.dryRun(ctx, &obj, in.Now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return r.act(ctx, &obj, in)
+}
+
+// firstSeen says whether obj has a template and a spec no decision has
+// recorded yet (status.observedGeneration lags), before any pod exists: the
+// moment to check its pod with the API server, once per spec. An At without
+// a template builds a pod the API server takes, so it costs no request.
+func firstSeen(obj *cnatv1alpha1.At) bool {
+	pending := obj.Status.Phase == "" || obj.Status.Phase == cnatv1alpha1.PhasePending
+	return obj.Spec.Template != nil && obj.DeletionTimestamp == nil && pending &&
+		obj.Status.ObservedGeneration != obj.Generation
+}
+
+// dryRun creates obj's pod as a server-side dry run, so that a template the
+// API server would refuse as invalid ends the At when it is created, not at
+// its schedule. It returns that refusal. Other refusals (a quota, Pod
+// Security) may change by the schedule: the real create reports them.
+func (r *AtReconciler) dryRun(ctx context.Context, obj *cnatv1alpha1.At, now time.Time) (rejected, err error) {
+	pod := at.PodFor(obj, r.DefaultImage, now)
+	err = r.Client.Create(ctx, pod, client.DryRunAll)
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+		return nil, nil
+	case apierrors.IsInvalid(err):
+		return fmt.Errorf("server-side dry run of the pod from spec.template: %w", err), nil
+	case transient(err):
+		return nil, fmt.Errorf("dry-run creating pod %s: %w", pod.Name, err)
+	default:
+		logf.FromContext(ctx).V(1).Info("the dry run of the pod was refused; the create at the schedule will tell",
+			"pod", pod.Name, "error", err.Error())
+		return nil, nil
+	}
 }
 
 func (r *AtReconciler) input(obj *cnatv1alpha1.At, pod *corev1.Pod) at.Input {

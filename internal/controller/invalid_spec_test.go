@@ -54,6 +54,7 @@ func TestInvalidSpecDespiteAdmissionIsATerminalFailure(t *testing.T) {
 	for name, spec := range map[string]cnatv1alpha1.AtSpec{
 		"bad-schedule": {Schedule: "2026-02-30T10:00:00Z", Command: "echo hi"},
 		"no-command":   {Schedule: time.Now().Format(time.RFC3339), Command: ""},
+		"unknown-zone": {Schedule: "2026-02-10T20:35:00", TimeZone: "Mars/Olympus_Mons", Command: "echo hi"},
 	} {
 		obj := &cnatv1alpha1.At{Spec: spec}
 		obj.Name, obj.Namespace = name, ns

@@ -21,8 +21,8 @@ import (
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 )
 
-// applyFile creates every object of a multi-document YAML file.
-func applyFile(ctx context.Context, t *testing.T, c client.Client, path string) {
+// applyFile creates every object in path, in namespace when it is not "".
+func applyFile(ctx context.Context, t *testing.T, c client.Client, path, namespace string) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -41,6 +41,9 @@ func applyFile(ctx context.Context, t *testing.T, c client.Client, path string) 
 		obj, _, err := decoder.Decode(doc, nil, nil)
 		if err != nil {
 			t.Fatalf("decoding %s: %v", path, err)
+		}
+		if namespace != "" {
+			obj.(client.Object).SetNamespace(namespace)
 		}
 		if err := c.Create(ctx, obj.(client.Object)); err != nil {
 			t.Fatalf("creating %s from %s: %v", obj.GetObjectKind().GroupVersionKind().Kind, path, err)
@@ -71,7 +74,7 @@ func TestAllowedImagesPolicySample(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	applyFile(ctx, t, c, filepath.Join("..", "..", "config", "policy", "allowed_images.yaml"))
+	applyFile(ctx, t, c, filepath.Join("..", "..", "config", "policy", "allowed_images.yaml"), "")
 	ns := newNamespace(t, c)
 	newAt := func(name, image string) *cnatv1alpha1.At {
 		obj := &cnatv1alpha1.At{Spec: cnatv1alpha1.AtSpec{Schedule: "2030-01-01T00:00:00Z", Command: "true", Image: image}}

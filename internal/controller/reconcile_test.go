@@ -270,3 +270,46 @@ func TestPodEndedBeforeRunningWasRecordedWalksRunningThenDone(t *testing.T) {
 		t.Errorf("status writes %v, want [RUNNING DONE]", written)
 	}
 }
+
+// The dry run costs an At without a template nothing, and one with a
+// template one request per spec generation.
+func TestDryRunOnlyForATemplateAndOncePerSpec(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		template *corev1.PodTemplateSpec
+		want     int
+	}{
+		{"no template", nil, 0},
+		{"a template", &corev1.PodTemplateSpec{Spec: corev1.PodSpec{NodeSelector: map[string]string{"disk": "ssd"}}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dryRuns := 0
+			r, _, req := fakeReconciler(t, fixedSchedule.Add(-time.Minute), interceptor.Funcs{
+				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+					o := &client.CreateOptions{}
+					o.ApplyOptions(opts)
+					if len(o.DryRun) > 0 {
+						dryRuns++
+					}
+					return c.Create(ctx, obj, opts...)
+				},
+			})
+			obj := &cnatv1alpha1.At{}
+			if err := r.Client.Get(context.Background(), req.NamespacedName, obj); err != nil {
+				t.Fatal(err)
+			}
+			obj.Spec.Template = tc.template
+			if err := r.Client.Update(context.Background(), obj); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if _, got, pods, err := reconcileOnce(t, r, req); err != nil || got.Status.Phase != cnatv1alpha1.PhasePending || len(pods) != 0 {
+					t.Fatalf("reconcile: %v, phase %s, %d pods; want PENDING and no pod", err, got.Status.Phase, len(pods))
+				}
+			}
+			if dryRuns != tc.want {
+				t.Errorf("%d dry-run creates over two reconciles, want %d", dryRuns, tc.want)
+			}
+		})
+	}
+}
