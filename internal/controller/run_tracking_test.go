@@ -27,8 +27,6 @@ import (
 // enforces and what holds a run, on a real API server (envtest: no scheduler,
 // no kubelet, no garbage collector; the tests play those parts).
 
-func withFinalizer(pod *corev1.Pod) bool { return at.HasRunFinalizer(pod) }
-
 func getPod(ctx context.Context, key client.ObjectKey) (*corev1.Pod, error) {
 	pod := &corev1.Pod{}
 	return pod, k8sClient.Get(ctx, key, pod)
@@ -46,14 +44,14 @@ func TestRunPodIsHeldByTheFinalizerUntilDoneIsStored(t *testing.T) {
 	ns := newNamespace(t, k8sClient)
 	obj := createAt(t, k8sClient, ns, time.Now())
 	pod := runPod(t, k8sClient, obj)
-	if !withFinalizer(pod) {
+	if !at.HasRunFinalizer(pod) {
 		t.Fatalf("pod finalizers = %v, want %s", pod.Finalizers, cnatv1alpha1.RunFinalizer)
 	}
 	finishPod(t, k8sClient, pod, corev1.PodSucceeded, 0)
 	waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
 	eventually(t, timeout, "the pod released", func(ctx context.Context) (bool, error) {
 		got, err := getPod(ctx, client.ObjectKeyFromObject(pod))
-		return err == nil && !withFinalizer(got), err
+		return err == nil && !at.HasRunFinalizer(got), err
 	})
 }
 
@@ -262,7 +260,7 @@ func TestDeletedAtReleasesItsPod(t *testing.T) {
 	}
 	eventually(t, timeout, "the pod released", func(ctx context.Context) (bool, error) {
 		got, err := getPod(ctx, client.ObjectKeyFromObject(pod))
-		return err == nil && !withFinalizer(got), err
+		return err == nil && !at.HasRunFinalizer(got), err
 	})
 	if err := k8sClient.Delete(ctx, pod, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
 		t.Fatal(err)
