@@ -5,13 +5,13 @@
 # uses too; this script runs it through hack/kind-cluster.
 #
 #   cluster.sh up       container engine, ko, images (offline), then the cluster
-#                       $KIND_CLUSTER_NAME (hack/kind-cluster up)
+#                       $KIND_CLUSTER_NAME of $NODES nodes (hack/kind-cluster up)
 #   cluster.sh down     deletes the cluster
 #   cluster.sh images   everything `up` does except the cluster (for e2e tests
 #                       that bring the cluster up themselves)
 #   cluster.sh tools    builds ko only
 #   cluster.sh env      prints KEY=value lines for the Makefile and e2e tests:
-#                       AIRGAP KO KIND_CLUSTER_NAME KIND_NODE_IMAGE
+#                       AIRGAP KO KIND_CLUSTER_NAME NODES KIND_NODE_IMAGE
 #                       KO_DOCKER_REPO KO_DEFAULTBASEIMAGE RUN_IMAGE
 #
 # AIRGAP=1 forces the offline path (node image, ko base and run image built
@@ -79,7 +79,7 @@ images() {
 
 # kind_cluster up|down|kubeconfig: e2e/cluster's rules, with this path's images.
 kind_cluster() {
-  (cd "$REPO_ROOT" && KIND_CLUSTER_NAME=$KIND_CLUSTER_NAME KIND_NODE_IMAGE=$KIND_NODE_IMAGE RUN_IMAGE=$RUN_IMAGE \
+  (cd "$REPO_ROOT" && KIND_CLUSTER_NAME=$KIND_CLUSTER_NAME NODES=$NODES KIND_NODE_IMAGE=$KIND_NODE_IMAGE RUN_IMAGE=$RUN_IMAGE \
     go run ./hack/kind-cluster "$1")
 }
 
@@ -91,7 +91,7 @@ up() {
 }
 
 print_env() {
-  printf '%s=%s\n' AIRGAP "$AIRGAP" KO "$KO" KIND_CLUSTER_NAME "$KIND_CLUSTER_NAME" \
+  printf '%s=%s\n' AIRGAP "$AIRGAP" KO "$KO" KIND_CLUSTER_NAME "$KIND_CLUSTER_NAME" NODES "$NODES" \
     KIND_NODE_IMAGE "$KIND_NODE_IMAGE" KO_DOCKER_REPO kind.local RUN_IMAGE "$RUN_IMAGE"
   if [ "$AIRGAP" = 1 ]; then printf 'KO_DEFAULTBASEIMAGE=%s\n' "$KO_DEFAULTBASEIMAGE"; fi
 }

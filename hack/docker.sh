@@ -46,10 +46,20 @@ wait_for_dockerd() {
 # The pid file is written here, from $!, not by dockerd: a pid file left by a
 # dockerd that died with the machine would otherwise read as "dockerd exited"
 # before the new one gets to overwrite it. ($! is dockerd itself: without job
-# control a background job is not a group leader, so setsid does not fork.)
+# control a background job is not a group leader, so setsid does not fork,
+# and the subshell execs it.) The subshell first closes every descriptor
+# above 2: a daemon must not keep its caller's files open, such as the lock
+# of a `flock ... make dev` (held then for as long as dockerd runs) or a pipe
+# that a CI runner reads to its end.
 start_dockerd() {
   log "starting dockerd (log: $DOCKERD_LOG)"
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null
+  ) &
   echo $! >"$DOCKERD_PIDFILE"
   disown
   wait_for_dockerd

@@ -23,6 +23,8 @@ ENVTEST_DIR=$CNAT_CACHE/envtest-$K8S_VERSION
 # The kind cluster's name: kind's own variable, so that a bare `kind` command
 # in the same shell means the same cluster.
 KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-cnat}
+# 1: one control-plane node that runs pods too; N > 1: N-1 workers besides.
+NODES=${NODES:-1}
 CONTEXT=kind-$KIND_CLUSTER_NAME
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,11 +25,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kind "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
+	"sigs.k8s.io/yaml"
 )
 
 // The marks a node carries on its own filesystem, so that the next Up can
@@ -37,10 +40,11 @@ const (
 	// configMark holds the hash of the kind config that made the node: a
 	// changed config recreates the cluster the way a changed node image does.
 	configMark = "/kind/cnat-kind-config.sha256"
-	// etcdMark lives on the node's tmpfs, with etcd's data (see
-	// hack/kind-config.yaml): a node that Docker restarted comes back with an
-	// empty etcd (no RBAC bindings, no workloads) and without the mark.
-	etcdMark = "/tmp/cnat-etcd-since-create"
+	// bootMark lives on every node's tmpfs, with etcd's data (see
+	// hack/kind-config.yaml): a node that Docker restarted comes back without
+	// it, and with an empty etcd (no RBAC bindings, no workloads) or without
+	// the routes to the other nodes' pods.
+	bootMark = "/tmp/cnat-up-since-create"
 )
 
 // Cluster is the kind cluster and what it is made from.
@@ -49,6 +53,7 @@ type Cluster struct {
 	NodeImage  string        // KIND_NODE_IMAGE
 	RunImage   string        // RUN_IMAGE: loaded into the node when set (offline)
 	ConfigFile string        // hack/kind-config.yaml
+	Nodes      int           // NODES, default 1: the control plane, and Nodes-1 workers
 	Wait       time.Duration // for the node and coredns to be Ready
 
 	provider *kind.Provider
@@ -62,9 +67,19 @@ func FromEnv(configFile string) *Cluster {
 		NodeImage:  os.Getenv("KIND_NODE_IMAGE"),
 		RunImage:   os.Getenv("RUN_IMAGE"),
 		ConfigFile: configFile,
+		Nodes:      nodesFromEnv(),
 		Wait:       5 * time.Minute,
 		provider:   kind.NewProvider(kind.ProviderWithDocker(), kind.ProviderWithLogger(kindcmd.NewLogger())),
 	}
+}
+
+// nodesFromEnv is NODES, or 1 when it is unset or not a positive number.
+func nodesFromEnv() int {
+	n, err := strconv.Atoi(os.Getenv("NODES"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 func envOr(key, fallback string) string {
@@ -97,7 +112,8 @@ func (c *Cluster) Up(ctx context.Context) error {
 	}{
 		{"check the existing cluster", c.removeUnlessHealthy},
 		{"create the cluster", c.create},
-		{"wait for the node and coredns to be Ready", c.waitForNodeAndCoreDNS},
+		{"connect the nodes' pod networks", c.connectPodNetworks},
+		{"wait for the nodes and coredns to be Ready", c.waitForNodeAndCoreDNS},
 		{"load the run image", c.loadRunImage},
 	} {
 		stepStart := time.Now()
@@ -144,6 +160,13 @@ func (c *Cluster) removeUnlessHealthy(ctx context.Context) error {
 
 // unhealthy says why the existing cluster cannot be reused, or "" when it can.
 func (c *Cluster) unhealthy(ctx context.Context) (string, error) {
+	all, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return "", err
+	}
+	if len(all) != c.Nodes {
+		return fmt.Sprintf("has %d nodes, not %d", len(all), c.Nodes), nil
+	}
 	node, err := c.node()
 	if err != nil {
 		return "has no usable node (" + err.Error() + ")", nil
@@ -158,8 +181,10 @@ func (c *Cluster) unhealthy(ctx context.Context) (string, error) {
 		return fmt.Sprintf("is stale or stopped (node: %s, config %s; want %s, config %s)",
 			orUnknown(image), orUnknown(got), c.NodeImage, want), nil
 	}
-	if node.Command("test", "-e", etcdMark).Run() != nil {
-		return "has a node that restarted since it was created, and its etcd (on tmpfs) with it", nil
+	for _, n := range all {
+		if n.Command("test", "-e", bootMark).Run() != nil {
+			return fmt.Sprintf("has a node (%s) that restarted since it was created", n), nil
+		}
 	}
 	if err := c.ready(ctx); err != nil {
 		return "does not answer (" + err.Error() + ")", nil
@@ -179,9 +204,29 @@ func output(cmd *exec.Cmd) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// config is the kind config: ConfigFile, plus Nodes-1 workers.
+func (c *Cluster) config() (*v1alpha4.Cluster, error) {
+	raw, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &v1alpha4.Cluster{}
+	if err := yaml.UnmarshalStrict(raw, cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.ConfigFile, err)
+	}
+	for range c.Nodes - 1 {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
+	}
+	return cfg, nil
+}
+
 // configHash is the first 12 hex digits of the kind config's SHA-256.
 func (c *Cluster) configHash() (string, error) {
-	raw, err := os.ReadFile(c.ConfigFile)
+	cfg, err := c.config()
+	if err != nil {
+		return "", err
+	}
+	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return "", err
 	}
@@ -189,7 +234,7 @@ func (c *Cluster) configHash() (string, error) {
 	return hex.EncodeToString(sum[:])[:12], nil
 }
 
-// node is the cluster's one node (the config makes a single control plane).
+// node is the cluster's bootstrap control-plane node (the config makes one).
 func (c *Cluster) node() (nodes.Node, error) {
 	all, err := c.provider.ListNodes(c.Name)
 	if err != nil {
@@ -202,15 +247,15 @@ func (c *Cluster) create(context.Context) error {
 	if c.reused {
 		return nil
 	}
-	err := c.provider.Create(c.Name,
-		kind.CreateWithNodeImage(c.NodeImage),
-		kind.CreateWithConfigFile(c.ConfigFile),
-		kind.CreateWithDisplayUsage(false),
-		kind.CreateWithDisplaySalutation(false))
+	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
-	node, err := c.node()
+	err = c.provider.Create(c.Name,
+		kind.CreateWithNodeImage(c.NodeImage),
+		kind.CreateWithV1Alpha4Config(cfg),
+		kind.CreateWithDisplayUsage(false),
+		kind.CreateWithDisplaySalutation(false))
 	if err != nil {
 		return err
 	}
@@ -218,7 +263,23 @@ func (c *Cluster) create(context.Context) error {
 	if err != nil {
 		return err
 	}
-	return node.Command("sh", "-c", fmt.Sprintf("echo %s >%s && touch %s", hash, configMark, etcdMark)).Run()
+	node, err := c.node()
+	if err != nil {
+		return err
+	}
+	if err := node.Command("sh", "-c", fmt.Sprintf("echo %s >%s", hash, configMark)).Run(); err != nil {
+		return err
+	}
+	all, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return err
+	}
+	for _, n := range all {
+		if err := n.Command("touch", bootMark).Run(); err != nil {
+			return fmt.Errorf("node %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func (c *Cluster) clientset() (*kubernetes.Clientset, error) {
@@ -304,26 +365,32 @@ func allReady(ready map[string]bool) error {
 	return nil
 }
 
-// loadRunImage puts RUN_IMAGE from the local Docker into the node's
-// containerd, as `kind load docker-image` does, unless the node has it already.
+// loadRunImage puts RUN_IMAGE from the local Docker into every node's
+// containerd, as `kind load docker-image` does, unless a node has it already.
 func (c *Cluster) loadRunImage(ctx context.Context) error {
 	if c.RunImage == "" {
 		logf("no RUN_IMAGE: At pods pull the manager's default image")
 		return nil
 	}
-	node, err := c.node()
-	if err != nil {
-		return err
-	}
 	local, err := output(exec.CommandContext(ctx, "docker", "image", "inspect", "-f", "{{.Id}}", c.RunImage))
 	if err != nil {
 		return fmt.Errorf("run image %s is not in the local Docker: %w", c.RunImage, err)
 	}
-	if have, err := nodeutils.ImageID(node, c.RunImage); err == nil && have == local {
-		logf("node %s has %s already", node, c.RunImage)
-		return nil
+	all, err := c.provider.ListNodes(c.Name)
+	if err != nil {
+		return err
 	}
-	return kindexec.RunWithStdoutReader(kindexec.CommandContext(ctx, "docker", "save", c.RunImage), func(archive io.Reader) error {
-		return nodeutils.LoadImageArchive(node, archive)
-	})
+	for _, node := range all {
+		if have, err := nodeutils.ImageID(node, c.RunImage); err == nil && have == local {
+			logf("node %s has %s already", node, c.RunImage)
+			continue
+		}
+		err := kindexec.RunWithStdoutReader(kindexec.CommandContext(ctx, "docker", "save", c.RunImage), func(archive io.Reader) error {
+			return nodeutils.LoadImageArchive(node, archive)
+		})
+		if err != nil {
+			return fmt.Errorf("loading %s into node %s: %w", c.RunImage, node, err)
+		}
+	}
+	return nil
 }
