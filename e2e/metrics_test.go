@@ -76,7 +76,7 @@ func TestMetrics(t *testing.T) {
 				if status != http.StatusOK {
 					t.Fatalf("scrape with metrics-reader: %d %q, want 200", status, body)
 				}
-				for _, want := range []string{"cnat_start_lag_seconds_bucket", "cnat_start_lag_seconds_count", `cnat_runs_total{result="Succeeded"}`} {
+				for _, want := range []string{"cnat_start_lag_seconds_bucket", "cnat_start_lag_seconds_count", "cnat_start_wake_seconds_count", `cnat_runs_total{result="Succeeded"}`} {
 					if !strings.Contains(body, want) {
 						t.Errorf("metrics lack %s", want)
 					}

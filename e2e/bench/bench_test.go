@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -99,5 +102,36 @@ func TestBenchJSONSaysNullForWhatWasNotMeasured(t *testing.T) {
 	b := got["burst"].(map[string]any)
 	if b["n"] != 3.0 || b["last_pod_s"] != 2.0 || b["all_done_s"] != nil || b["manager"] != nil {
 		t.Errorf("burst = %v, want n 3, last_pod_s 2, all_done_s and manager null", b)
+	}
+}
+
+func histogramScrape(wakeSum, lagSum float64, count uint64) metrics {
+	family := func(sum float64) *dto.MetricFamily {
+		return &dto.MetricFamily{Metric: []*dto.Metric{{Histogram: &dto.Histogram{SampleSum: &sum, SampleCount: &count}}}}
+	}
+	return metrics{"cnat_start_wake_seconds": family(wakeSum), "cnat_start_lag_seconds": family(lagSum)}
+}
+
+// A trial's lag splits into the manager's wake, the create's round trip and
+// the watch; the split needs exactly one start between the scrapes.
+func TestBreakdownOf(t *testing.T) {
+	before := histogramScrape(1.000, 1.010, 7)
+	got, err := breakdownOf("single-7", 30*time.Millisecond, before, histogramScrape(1.020, 1.035, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	if !near(got.WakeMs, 20) || !near(got.CreateMs, 5) || !near(got.WatchMs, 5) || got.LagMs != 30 {
+		t.Errorf("breakdown %+v, want wake 20, create 5, watch 5 of 30 ms", got)
+	}
+	if _, err := breakdownOf("single-7", time.Second, before, histogramScrape(1.2, 1.3, 9)); err == nil {
+		t.Error("two starts between the scrapes gave a breakdown")
+	}
+	trials := []startBreakdown{{Trial: "a", LagMs: 5}, {Trial: "b", LagMs: 9}, {Trial: "c", LagMs: 7}}
+	if worst := slowest(trials); worst == nil || worst.Trial != "b" {
+		t.Errorf("slowest of %v: %v, want b", trials, worst)
+	}
+	if slowest(nil) != nil {
+		t.Error("slowest of no trials is not nil")
 	}
 }

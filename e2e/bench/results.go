@@ -11,14 +11,16 @@ import (
 // results is bench.json. A scenario that did not run, or a figure it could
 // not measure, is null: a reader can tell "not measured" from zero.
 type results struct {
-	StartLag        *lags     `json:"start_lag"`         // start-lag: the At's pod ADDED − its instant
-	CronJobStartLag *lags     `json:"cronjob_start_lag"` // cronjob: the CronJob's pod ADDED − the minute boundary
-	APICost         *apiCost  `json:"api_cost"`          // api-cost, over the start-lag trials
-	Burst           *burst    `json:"burst"`             // burst: N Ats at one instant
-	DirectBurst     *podTimes `json:"direct_burst"`      // burst: the same N pods created directly, the ceiling
-	CronJobBurst    *podTimes `json:"cronjob_burst"`     // burst with cronjob: N CronJobs on one minute boundary
-	Memory          *memory   `json:"memory"`            // memory: the manager container's working set
-	WallSeconds     float64   `json:"wall_s"`
+	StartLag *lags `json:"start_lag"` // start-lag: the At's pod ADDED − its instant
+	// StartLagTrials split each start-lag trial's time (manager, API server, watch).
+	StartLagTrials  []startBreakdown `json:"start_lag_trials"`
+	CronJobStartLag *lags            `json:"cronjob_start_lag"` // cronjob: the CronJob's pod ADDED − the minute boundary
+	APICost         *apiCost         `json:"api_cost"`          // api-cost, over the start-lag trials
+	Burst           *burst           `json:"burst"`             // burst: N Ats at one instant
+	DirectBurst     *podTimes        `json:"direct_burst"`      // burst: the same N pods created directly, the ceiling
+	CronJobBurst    *podTimes        `json:"cronjob_burst"`     // burst with cronjob: N CronJobs on one minute boundary
+	Memory          *memory          `json:"memory"`            // memory: the manager container's working set
+	WallSeconds     float64          `json:"wall_s"`
 }
 
 type apiCost struct {
@@ -155,6 +157,11 @@ func (r *results) printTable() {
 		fmt.Printf("\nburst inside the manager (means): %.0f ms in the workqueue, %.0f ms per reconcile; per request: "+
 			"POST (pods, events) %.0f ms, PATCH (status) %.0f ms, client-side throttling %.1f ms.\n",
 			m.QueueWaitMs, m.ReconcileMs, m.PostMs, m.PatchMs, m.ClientThrottleMs)
+	}
+	if worst := slowest(r.StartLagTrials); worst != nil {
+		fmt.Printf("slowest start-lag trial (%s): %.1f ms = %.1f ms until the manager sent the create "+
+			"(timer, workqueue, reads) + %.1f ms for the create + %.1f ms until this program's watch saw the pod.\n",
+			worst.Trial, worst.LagMs, worst.WakeMs, worst.CreateMs, worst.WatchMs)
 	}
 	if r.Memory != nil {
 		fmt.Printf("memory loaded = %d PENDING Ats + %d unrelated pods that never run.\n", mem.LoadedAts, mem.LoadedPods)

@@ -39,11 +39,26 @@ func (b *bench) singles(ctx context.Context, runA, runC, runD bool) error {
 		cLeft = b.o.cronTrials
 	}
 	single := func() error {
-		lag, w, err := b.singleAt(ctx, ns, fmt.Sprintf("single-%d", len(atLags)), pods, ats)
+		name := fmt.Sprintf("single-%d", len(atLags))
+		before, err := b.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		lag, w, err := b.singleAt(ctx, ns, name, pods, ats)
 		if err != nil {
 			return err
 		}
 		atLags, writes, aLeft = append(atLags, lag), writes+w, aLeft-1
+		after, err := b.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		trial, err := breakdownOf(name, lag, before, after)
+		if err != nil {
+			fmt.Printf("start-lag trial %s: no breakdown: %v\n", name, err)
+			return nil
+		}
+		b.results.StartLagTrials = append(b.results.StartLagTrials, trial)
 		return nil
 	}
 	for minute := 0; aLeft > 0 || cLeft > 0; minute++ {

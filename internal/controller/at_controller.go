@@ -258,10 +258,12 @@ func (r *AtReconciler) requeue(decidedAt time.Time, after time.Duration) ctrl.Re
 // the pod (throttling, timeouts, no answer) are retried by the workqueue.
 func (r *AtReconciler) createPod(ctx context.Context, obj *cnatv1alpha1.At, action at.Action) (*at.Input, error) {
 	pod := action.Pod
+	sent := r.Clock.Now()
 	err := r.Client.Create(ctx, pod)
 	retry := r.input(obj, nil)
 	switch {
 	case err == nil:
+		startWake.Observe(sent.Sub(action.Schedule).Seconds())
 		startLag.Observe(r.Clock.Since(action.Schedule).Seconds())
 		logf.FromContext(ctx).V(1).Info("pod created", "pod", pod.Name)
 		// The pod's appearance in the cache brings RUNNING.
