@@ -49,3 +49,24 @@ func TestMetricsOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		want  int64
+		error bool
+	}{
+		{"no container limit", nil, 0, false},
+		{"the downward API's bytes", map[string]string{memoryLimitEnv: "268435456"}, 241591905, false},
+		{"a quantity", map[string]string{memoryLimitEnv: "256Mi"}, 241591905, false},
+		{"GOMEMLIMIT set by the user", map[string]string{memoryLimitEnv: "268435456", "GOMEMLIMIT": "100MiB"}, 0, false},
+		{"garbage", map[string]string{memoryLimitEnv: "lots"}, 0, true},
+		{"zero", map[string]string{memoryLimitEnv: "0"}, 0, true},
+	} {
+		got, err := memoryLimit(func(key string) string { return tc.env[key] })
+		if got != tc.want || (err != nil) != tc.error {
+			t.Errorf("%s: %d, %v; want %d, error %v", tc.name, got, err, tc.want, tc.error)
+		}
+	}
+}

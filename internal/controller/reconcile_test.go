@@ -313,3 +313,95 @@ func TestDryRunOnlyForATemplateAndOncePerSpec(t *testing.T) {
 		})
 	}
 }
+
+// A manager that starts reconciles every At it lists, and users keep
+// thousands of DONE ones: one whose pod is released (or gone) must cost no
+// request, only reads of the cache. Here Client stands for the cache, so only
+// its writes count; APIReader and the recorder reach the API server.
+func TestDoneAtWithItsPodReleasedCostsNoRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pod  bool
+		ttl  *int32
+	}{
+		{"its pod released", true, nil},
+		{"its pod gone", false, nil},
+		{"its pod released, its TTL not over", true, ptr.To[int32](3600)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var requests []string
+			count := func(verb string) { requests = append(requests, verb) }
+			r, _, req := fakeReconciler(t, fixedSchedule.Add(time.Minute), interceptor.Funcs{
+				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+					count("create")
+					return c.Create(ctx, obj, opts...)
+				},
+				Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+					count("update")
+					return c.Update(ctx, obj, opts...)
+				},
+				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+					count("patch")
+					return c.Patch(ctx, obj, patch, opts...)
+				},
+				Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+					count("delete")
+					return c.Delete(ctx, obj, opts...)
+				},
+				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+					count("update " + sub)
+					return c.SubResource(sub).Update(ctx, obj, opts...)
+				},
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+					count("patch " + sub)
+					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+				},
+			})
+			ctx := context.Background()
+			obj := &cnatv1alpha1.At{}
+			if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+				t.Fatal(err)
+			}
+			obj.Spec.TTLSecondsAfterFinished = tc.ttl
+			if err := r.Client.Update(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+			if tc.pod {
+				pod := at.PodFor(obj, "img", fixedSchedule)
+				pod.Finalizers = nil
+				pod.Status.Phase = corev1.PodSucceeded
+				if err := r.Client.Create(ctx, pod); err != nil {
+					t.Fatal(err)
+				}
+			}
+			completed := metav1.NewMicroTime(fixedSchedule.Add(time.Second))
+			obj.Status = cnatv1alpha1.AtStatus{Phase: cnatv1alpha1.PhaseDone, Result: cnatv1alpha1.ResultSucceeded,
+				Reason: cnatv1alpha1.ReasonSucceeded, ObservedGeneration: obj.Generation, PodName: at.PodName(obj),
+				CompletionTime: &completed, ExitCode: ptr.To[int32](0)}
+			if err := r.Client.Status().Update(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+			requests = nil
+			r.APIReader = interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).Build(), interceptor.Funcs{
+				Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+					count("get " + key.Name)
+					return apierrors.NewNotFound(schema.GroupResource{}, key.Name)
+				},
+				List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error {
+					count("list")
+					return nil
+				},
+			})
+			recorder := events.NewFakeRecorder(10)
+			r.Recorder = recorder
+
+			result, err := r.Reconcile(ctx, req)
+			if err != nil || len(requests) != 0 || len(recorder.Events) != 0 {
+				t.Errorf("err=%v, requests %v, %d events; want no request and no event", err, requests, len(recorder.Events))
+			}
+			if wantWake := tc.ttl != nil; (result.RequeueAfter > 0) != wantWake {
+				t.Errorf("result %+v; want a wake-up only for the TTL", result)
+			}
+		})
+	}
+}
