@@ -13,6 +13,9 @@
 //	memory (E)     the manager container's memory: idle, and with many
 //	               PENDING Ats and unrelated pods that never run
 //
+// The manager's memory is read with crictl in the kind node its pod runs on
+// (the pod's spec.nodeName, read at each sample).
+//
 // It prints a Markdown table and writes bench.json. `make bench` runs it.
 package main
 
@@ -22,8 +25,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -90,7 +95,6 @@ type options struct {
 	memoryAts       int
 	memoryPods      int
 	workers         int
-	nodeContainer   string
 	out             string
 	managerSelector string
 }
@@ -112,7 +116,6 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.memoryAts, "memory-ats", 10000, "E: PENDING Ats")
 	flag.IntVar(&o.memoryPods, "memory-pods", 10000, "E: unrelated pods that never run")
 	flag.IntVar(&o.workers, "workers", 16, "parallel creates")
-	flag.StringVar(&o.nodeContainer, "node", cluster+"-control-plane", "the kind node container (for crictl stats)")
 	flag.StringVar(&o.out, "out", envOr("ARTIFACTS", "_artifacts")+"/bench", "folder for bench.json")
 	flag.StringVar(&o.managerSelector, "manager-selector", "control-plane=controller-manager", "label selector of the manager pod")
 	flag.Parse()
@@ -140,7 +143,14 @@ func main() {
 }
 
 func run(o options) error {
-	ctx := context.Background()
+	// Ctrl-C ends the scenarios through their context, so that their clean-up
+	// runs; a second one kills.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	defer stop()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
