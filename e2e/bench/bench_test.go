@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -20,6 +21,7 @@ func TestScenariosByNameOrLetter(t *testing.T) {
 		{"AD", "api-cost start-lag"},
 		{"ACDBE", "api-cost burst cronjob memory start-lag"},
 		{"burst, E", "burst memory"},
+		{"H", "error: --scenarios: \"H\" is neither a scenario"},
 		{"api-cost", "error: --scenarios: api-cost counts over the start-lag trials"},
 		{"burts", "error: --scenarios: \"burts\" is neither a scenario"},
 		{"", "error: --scenarios names no scenario"},
@@ -99,5 +101,40 @@ func TestBenchJSONSaysNullForWhatWasNotMeasured(t *testing.T) {
 	b := got["burst"].(map[string]any)
 	if b["n"] != 3.0 || b["last_pod_s"] != 2.0 || b["all_done_s"] != nil || b["manager"] != nil {
 		t.Errorf("burst = %v, want n 3, last_pod_s 2, all_done_s and manager null", b)
+	}
+	// B's times to DONE are named even when nothing measured them.
+	for object, keys := range map[string][]string{
+		"burst_done": {"burst_all_done_s", "direct_all_done_s", "cronjob_burst_all_done_s"},
+	} {
+		figures, ok := got[object].(map[string]any)
+		if !ok {
+			t.Errorf("%s = %v, want an object", object, got[object])
+			continue
+		}
+		for _, key := range keys {
+			if v, ok := figures[key]; !ok || v != nil {
+				t.Errorf("%s.%s = %v (present: %v), want null", object, key, v, ok)
+			}
+		}
+	}
+}
+
+func TestOneShotFiresAtTheBoundaryOnlyInUTC(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		boundary time.Time
+		want     string
+	}{
+		{time.Date(2026, 3, 7, 14, 5, 0, 0, time.UTC), "5 14 7 3 *"},
+		{time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC), "59 23 31 12 *"},
+		// Read in UTC whatever the boundary's zone: 00:30 in Berlin on 1 January is 23:30 UTC on 31 December.
+		{time.Date(2027, 1, 1, 0, 30, 0, 0, berlin), "30 23 31 12 *"},
+	} {
+		if got := oneShot(tc.boundary); got != tc.want {
+			t.Errorf("oneShot(%s) = %q, want %q", tc.boundary, got, tc.want)
+		}
 	}
 }

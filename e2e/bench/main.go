@@ -13,6 +13,9 @@
 //	memory (E)     the manager container's memory: idle, and with many
 //	               PENDING Ats and unrelated pods that never run
 //
+// B also times each of its three bursts to the end: all Ats DONE, all direct
+// pods Succeeded, all CronJob pods Succeeded.
+//
 // The manager's memory is read with crictl in the kind node its pod runs on
 // (the pod's spec.nodeName, read at each sample).
 //
@@ -112,7 +115,8 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.burst, "burst", 1000, "B: Ats scheduled at the same instant")
 	flag.IntVar(&o.cronBurst, "cron-burst", 1000, "C: CronJobs firing on the same minute boundary")
 	flag.DurationVar(&o.burstLead, "burst-lead", 30*time.Second, "B: how far ahead the burst's instant is (room to create N objects)")
-	flag.DurationVar(&o.burstDoneWait, "burst-done-wait", 8*time.Minute, "B: how long to wait for every burst At to be DONE")
+	flag.DurationVar(&o.burstDoneWait, "burst-done-wait", 8*time.Minute,
+		"B: how long to wait, for each of the three bursts, for every At to be DONE and every direct and CronJob pod to have Succeeded")
 	flag.IntVar(&o.memoryAts, "memory-ats", 10000, "E: PENDING Ats")
 	flag.IntVar(&o.memoryPods, "memory-pods", 10000, "E: unrelated pods that never run")
 	flag.IntVar(&o.workers, "workers", 16, "parallel creates")
