@@ -123,6 +123,23 @@ func unschedulablePod(ns, name, image string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 }
 
+// neverGate is a scheduling gate nobody removes: the scheduler leaves a pod
+// carrying it alone, so no node ever runs it.
+const neverGate = "bench.cnat.programming-kubernetes.info/never"
+
+// gatedAt is an At whose pod never runs: its template only adds neverGate
+// (the pod schema requires containers; the operator adds the command's).
+// The operator does not count SchedulingGated as a hold: it writes nothing
+// for the wait.
+func gatedAt(ns, name string, schedule time.Time) *cnatv1alpha1.At {
+	obj := newAt(ns, name, schedule)
+	obj.Spec.Template = &corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		Containers:      []corev1.Container{},
+		SchedulingGates: []corev1.PodSchedulingGate{{Name: neverGate}},
+	}}
+	return obj
+}
+
 func newAt(ns, name string, schedule time.Time) *cnatv1alpha1.At {
 	obj := &cnatv1alpha1.At{Spec: cnatv1alpha1.AtSpec{Schedule: schedule.UTC().Format(time.RFC3339Nano), Command: "true"}}
 	obj.Name, obj.Namespace = name, ns
