@@ -185,7 +185,9 @@ func (b *bench) waitPodGone(ctx context.Context, ns, name string, timeout time.D
 // nothing more for quiet: every At in its cache has had its first
 // reconcile, and the pods' events have settled. A count alone would stop at
 // the first of them; quiet alone, before the manager started. Scrapes fail
-// until the pod is Ready; they are retried.
+// until the pod is Ready; they are retried. Should a future manager skip
+// some Ats' first reconcile (a filter on DONE Ats), a count that stands
+// still below atLeast for 5 times quiet counts as settled too, said aloud.
 func (b *bench) waitSynced(ctx context.Context, atLeast float64, quiet, timeout time.Duration) error {
 	last, since := -1.0, time.Now()
 	var lastErr error
@@ -198,6 +200,10 @@ func (b *bench) waitSynced(ctx context.Context, atLeast float64, quiet, timeout 
 		if n != last {
 			last, since = n, time.Now()
 			return false, nil
+		}
+		if n > 0 && n < atLeast && time.Since(since) >= 5*quiet {
+			fmt.Printf("the manager stood still at %.0f reconciles, fewer than the %.0f Ats: taken as settled\n", n, atLeast)
+			return true, nil
 		}
 		return n >= atLeast && time.Since(since) >= quiet, nil
 	})
