@@ -62,13 +62,13 @@ func (b *bench) finishedAtRest(ctx context.Context) error {
 		return err
 	}
 	replicas := ptr.Deref(dep.Spec.Replicas, 1)
-	if err := b.scaleManager(ctx, dep, 0); err != nil {
-		return err
-	}
 	// Whatever happens from here, the manager comes back; registered last,
 	// it runs before the namespaces' deletion, which needs it to release
 	// the real runs' pods.
 	defer b.restoreManager(ctx, dep.Name, replicas)
+	if err := b.scaleManager(ctx, dep, 0); err != nil {
+		return err
+	}
 	if err := b.waitManagerGone(ctx, 2*time.Minute); err != nil {
 		return err
 	}
