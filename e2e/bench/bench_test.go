@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
 func TestScenariosByNameOrLetter(t *testing.T) {
@@ -23,6 +25,9 @@ func TestScenariosByNameOrLetter(t *testing.T) {
 		{"AD", "api-cost start-lag"},
 		{"ACDBE", "api-cost burst cronjob memory start-lag"},
 		{"burst, E", "burst memory"},
+		{"FG", "burst10k finished"},
+		{"finished,burst10k,A", "burst10k finished start-lag"},
+		{"H", "error: --scenarios: \"H\" is neither a scenario"},
 		{"api-cost", "error: --scenarios: api-cost counts over the start-lag trials"},
 		{"burts", "error: --scenarios: \"burts\" is neither a scenario"},
 		{"", "error: --scenarios names no scenario"},
@@ -102,6 +107,60 @@ func TestBenchJSONSaysNullForWhatWasNotMeasured(t *testing.T) {
 	b := got["burst"].(map[string]any)
 	if b["n"] != 3.0 || b["last_pod_s"] != 2.0 || b["all_done_s"] != nil || b["manager"] != nil {
 		t.Errorf("burst = %v, want n 3, last_pod_s 2, all_done_s and manager null", b)
+	}
+	// The figures of issue 14 are named even when nothing measured them.
+	for object, keys := range map[string][]string{
+		"burst_done": {"burst_all_done_s", "direct_all_done_s", "cronjob_burst_all_done_s"},
+		"burst10k":   {"burst10k_last_pod_s", "direct_burst10k_last_pod_s", "memory_burst10k_mib", "manager_restarts"},
+		"finished":   {"memory_finished_mib", "memory_finished_start_peak_mib", "restart_first_pod_s", "manager_restarts"},
+	} {
+		figures, ok := got[object].(map[string]any)
+		if !ok {
+			t.Errorf("%s = %v, want an object", object, got[object])
+			continue
+		}
+		for _, key := range keys {
+			if v, ok := figures[key]; !ok || v != nil {
+				t.Errorf("%s.%s = %v (present: %v), want null", object, key, v, ok)
+			}
+		}
+	}
+}
+
+func TestOneShotFiresAtTheBoundaryOnlyInUTC(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		boundary time.Time
+		want     string
+	}{
+		{time.Date(2026, 3, 7, 14, 5, 0, 0, time.UTC), "5 14 7 3 *"},
+		{time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC), "59 23 31 12 *"},
+		// Read in UTC whatever the boundary's zone: 00:30 in Berlin on 1 January is 23:30 UTC on 31 December.
+		{time.Date(2027, 1, 1, 0, 30, 0, 0, berlin), "30 23 31 12 *"},
+	} {
+		if got := oneShot(tc.boundary); got != tc.want {
+			t.Errorf("oneShot(%s) = %q, want %q", tc.boundary, got, tc.want)
+		}
+	}
+}
+
+func TestGatedAtsPodNeverRunsAndIsTheOperatorsPod(t *testing.T) {
+	pod := at.PodFor(gatedAt("ns", "g", time.Now()), "busybox", time.Now())
+	if len(pod.Spec.SchedulingGates) != 1 || pod.Spec.SchedulingGates[0].Name != neverGate {
+		t.Errorf("scheduling gates = %v, want only %s", pod.Spec.SchedulingGates, neverGate)
+	}
+	if len(pod.Spec.Containers) != 1 || pod.Spec.Containers[0].Name != at.ContainerName {
+		t.Errorf("containers = %v, want the operator's %s alone", pod.Spec.Containers, at.ContainerName)
+	}
+	raw, err := json.Marshal(gatedAt("ns", "g", time.Now()).Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"containers":[]`) {
+		t.Errorf("template = %s, want containers: [] (the schema requires the list)", raw)
 	}
 }
 

@@ -12,6 +12,21 @@
 //	               start-lag run
 //	memory (E)     the manager container's memory: idle, and with many
 //	               PENDING Ats and unrelated pods that never run
+//	finished (F)   finished Ats at rest: many DONE Ats with their succeeded
+//	               pods kept (written by this program while the manager is
+//	               scaled to 0, copying one real run) and unrelated pods; the
+//	               manager's memory once it has synced them, and how long after
+//	               its pod is deleted a new At's pod appears
+//	burst10k (G)   B at 10,000: Ats due at one instant whose pods never run
+//	               (a scheduling gate), last pod ADDED − T, the manager's
+//	               memory and restarts meanwhile; the same pods created
+//	               directly, as the ceiling
+//
+// B also times each of its three bursts to the end: all Ats DONE, all direct
+// pods Succeeded, all CronJob pods Succeeded.
+//
+// The manager's memory is read with crictl in the kind node its pod runs on
+// (the pod's spec.nodeName, read at each sample).
 //
 // It prints a Markdown table and writes bench.json. `make bench` runs it.
 package main
@@ -22,8 +37,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,11 +59,15 @@ const (
 	cronJobs = "cronjob"
 	apiCosts = "api-cost"
 	memoryUp = "memory"
+	finished = "finished"
+	burst10k = "burst10k"
 )
 
 var (
-	scenarioNames   = []string{startLag, burstRun, cronJobs, apiCosts, memoryUp}
-	scenarioLetters = map[rune]string{'A': startLag, 'B': burstRun, 'C': cronJobs, 'D': apiCosts, 'E': memoryUp}
+	scenarioNames   = []string{startLag, burstRun, cronJobs, apiCosts, memoryUp, finished, burst10k}
+	scenarioLetters = map[rune]string{
+		'A': startLag, 'B': burstRun, 'C': cronJobs, 'D': apiCosts, 'E': memoryUp, 'F': finished, 'G': burst10k,
+	}
 )
 
 // parseScenarios reads --scenarios: names separated by commas, or letters
@@ -62,7 +83,7 @@ func parseScenarios(list string) (map[string]bool, error) {
 		for _, letter := range word {
 			name, ok := scenarioLetters[letter]
 			if !ok {
-				return nil, fmt.Errorf("--scenarios: %q is neither a scenario (%s) nor letters A-E", word, strings.Join(scenarioNames, ", "))
+				return nil, fmt.Errorf("--scenarios: %q is neither a scenario (%s) nor letters A-G", word, strings.Join(scenarioNames, ", "))
 			}
 			on[name] = true
 		}
@@ -89,8 +110,11 @@ type options struct {
 	burstDoneWait   time.Duration
 	memoryAts       int
 	memoryPods      int
+	finishedAts     int
+	finishedPods    int
+	burst10k        int
+	burst10kLead    time.Duration
 	workers         int
-	nodeContainer   string
 	out             string
 	managerSelector string
 }
@@ -99,7 +123,7 @@ func parseFlags() (options, error) {
 	var o options
 	cluster := envOr("KIND_CLUSTER_NAME", "cnat")
 	scenarios := flag.String("scenarios", strings.Join(scenarioNames, ","),
-		"scenarios to run, separated by commas: start-lag, burst, cronjob, api-cost (needs start-lag), memory; or their letters A B C D E")
+		"scenarios to run, separated by commas: start-lag, burst, cronjob, api-cost (needs start-lag), memory, finished, burst10k; or their letters A B C D E F G")
 	flag.StringVar(&o.kubeContext, "context", "kind-"+cluster, "kubeconfig context of the cluster")
 	flag.StringVar(&o.image, "image", envOr("RUN_IMAGE", "busybox:1.37"), "image the CronJob pods run (the Ats use the manager's default)")
 	flag.IntVar(&o.trials, "trials", 30, "A: single-At trials")
@@ -108,11 +132,16 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.burst, "burst", 1000, "B: Ats scheduled at the same instant")
 	flag.IntVar(&o.cronBurst, "cron-burst", 1000, "C: CronJobs firing on the same minute boundary")
 	flag.DurationVar(&o.burstLead, "burst-lead", 30*time.Second, "B: how far ahead the burst's instant is (room to create N objects)")
-	flag.DurationVar(&o.burstDoneWait, "burst-done-wait", 8*time.Minute, "B: how long to wait for every burst At to be DONE")
+	flag.DurationVar(&o.burstDoneWait, "burst-done-wait", 8*time.Minute,
+		"B: how long to wait, for each of the three bursts, for every At to be DONE and every direct and CronJob pod to have Succeeded")
 	flag.IntVar(&o.memoryAts, "memory-ats", 10000, "E: PENDING Ats")
 	flag.IntVar(&o.memoryPods, "memory-pods", 10000, "E: unrelated pods that never run")
+	flag.IntVar(&o.finishedAts, "finished-ats", 20000, "F: DONE Ats, each with its succeeded pod")
+	flag.IntVar(&o.finishedPods, "finished-pods", 10000, "F: unrelated pods that never run")
+	flag.IntVar(&o.burst10k, "burst10k", 10000, "G: Ats scheduled at the same instant, whose pods never run")
+	flag.DurationVar(&o.burst10kLead, "burst10k-lead", 3*time.Minute,
+		"G: how far ahead the instant is (room to create the Ats and for the manager to mark them PENDING)")
 	flag.IntVar(&o.workers, "workers", 16, "parallel creates")
-	flag.StringVar(&o.nodeContainer, "node", cluster+"-control-plane", "the kind node container (for crictl stats)")
 	flag.StringVar(&o.out, "out", envOr("ARTIFACTS", "_artifacts")+"/bench", "folder for bench.json")
 	flag.StringVar(&o.managerSelector, "manager-selector", "control-plane=controller-manager", "label selector of the manager pod")
 	flag.Parse()
@@ -140,7 +169,14 @@ func main() {
 }
 
 func run(o options) error {
-	ctx := context.Background()
+	// Ctrl-C ends the scenarios through their context, so that their clean-up
+	// runs (above all, F scales the manager back up); a second one kills.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	defer stop()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -184,6 +220,8 @@ func run(o options) error {
 	})
 	scenario("burst", on[burstRun], func(ctx context.Context) error { return b.bursts(ctx, on[cronJobs]) })
 	scenario("memory (loaded)", on[memoryUp], b.memoryLoaded)
+	scenario("finished", on[finished], b.finishedAtRest)
+	scenario("burst10k", on[burst10k], b.burst10kRun)
 	b.results.WallSeconds = time.Since(start).Seconds()
 	b.results.printTable()
 	return errors.Join(append(failed, b.results.writeJSON(b.o.out))...)

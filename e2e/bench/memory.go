@@ -1,27 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"strings"
 )
 
 // managerMemoryMiB is the manager container's working set, as the kubelet's
-// CRI stats (the node's cgroup) report it.
+// CRI stats (the node's cgroup) report it. The node is the manager pod's
+// spec.nodeName, read at each sample (the pod may have moved since the last
+// one): a kind node's container has the node's name.
 func (b *bench) managerMemoryMiB(ctx context.Context) (float64, error) {
-	id, err := exec.CommandContext(ctx, "docker", "exec", b.o.nodeContainer, "crictl", "ps", "--name", "^manager$", "-q").Output()
+	pod, err := b.managerPod(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("finding the manager container in node %s: %w", b.o.nodeContainer, err)
+		return 0, err
 	}
-	if len(bytes.TrimSpace(id)) == 0 {
-		return 0, fmt.Errorf("no running manager container in node %s", b.o.nodeContainer)
-	}
-	out, err := exec.CommandContext(ctx, "docker", "exec", b.o.nodeContainer, "crictl", "stats", "-o", "json", "--id", strings.TrimSpace(strings.Fields(string(id))[0])).Output()
+	node, id := pod.Spec.NodeName, containerID(managerStatus(pod))
+	out, err := exec.CommandContext(ctx, "docker", "exec", node, "crictl", "stats", "-o", "json", "--id", id).Output()
 	if err != nil {
-		return 0, fmt.Errorf("crictl stats: %w", err)
+		return 0, fmt.Errorf("crictl stats of the manager (pod %s) in node %s: %w", pod.Name, node, err)
 	}
 	var stats struct {
 		Stats []struct {
@@ -36,7 +34,7 @@ func (b *bench) managerMemoryMiB(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("parsing crictl stats %q: %w", out, err)
 	}
 	if len(stats.Stats) == 0 {
-		return 0, fmt.Errorf("crictl stats has no stats for the manager: %q", out)
+		return 0, fmt.Errorf("crictl stats has no stats for the manager (container %s in node %s): %q", id, node, out)
 	}
 	bytesUsed, err := stats.Stats[0].Memory.WorkingSetBytes.Value.Float64()
 	if err != nil {

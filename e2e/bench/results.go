@@ -20,7 +20,60 @@ type results struct {
 	DirectBurst     *podTimes        `json:"direct_burst"`      // burst: the same N pods created directly, the ceiling
 	CronJobBurst    *podTimes        `json:"cronjob_burst"`     // burst with cronjob: N CronJobs on one minute boundary
 	Memory          *memory          `json:"memory"`            // memory: the manager container's working set
-	WallSeconds     float64          `json:"wall_s"`
+	// The figures below are always present, each null until measured.
+	BurstDone   burstDone      `json:"burst_done"` // burst: each of its bursts to the end
+	Burst10k    burst10kResult `json:"burst10k"`   // burst10k: 10,000 Ats at one instant, pods that never run
+	Finished    finishedResult `json:"finished"`   // finished: DONE Ats and their pods at rest
+	WallSeconds float64        `json:"wall_s"`
+}
+
+// burstDone times B's bursts to the end, each from its own reference: the
+// Ats' instant T, the direct burst's first create, the CronJobs' minute
+// boundary. Null when the wait (wait_s, --burst-done-wait) ran out; the
+// counts say how far each got.
+type burstDone struct {
+	WaitS                float64  `json:"wait_s"`
+	BurstAllDoneS        *float64 `json:"burst_all_done_s"` // every At DONE − T (burst.all_done_s, again)
+	BurstDoneN           int      `json:"burst_done_n"`
+	DirectAllDoneS       *float64 `json:"direct_all_done_s"` // every direct pod Succeeded − the first create
+	DirectDoneN          int      `json:"direct_done_n"`
+	CronJobBurstAllDoneS *float64 `json:"cronjob_burst_all_done_s"` // every CronJob pod Succeeded − the boundary
+	CronJobBurstDoneN    int      `json:"cronjob_burst_done_n"`
+}
+
+// burst10kResult is B at 10,000 Ats whose pods never run (a scheduling gate).
+type burst10kResult struct {
+	N              int      `json:"n"`
+	PendingInTime  bool     `json:"pending_in_time"`            // every At PENDING before T
+	FirstPodS      *float64 `json:"burst10k_first_pod_s"`       // first pod ADDED − T
+	LastPodS       *float64 `json:"burst10k_last_pod_s"`        // last pod ADDED − T
+	PodsN          int      `json:"burst10k_pods_n"`            // pods seen (N unless the wait ran out)
+	DirectLastPodS *float64 `json:"direct_burst10k_last_pod_s"` // the same pods created directly: last ADDED − first create
+	DirectPodsN    int      `json:"direct_burst10k_pods_n"`
+	// MemoryMiB is the peak of the manager's working set sampled every 2 s
+	// from just before T until 10 s after the last pod.
+	MemoryMiB       *float64 `json:"memory_burst10k_mib"`
+	ManagerRestarts *int     `json:"manager_restarts"` // during the At burst; the scenario fails unless 0
+}
+
+// finishedResult is finished Ats at rest: Ats DONE, each with its succeeded
+// pod, and Pods unrelated pods.
+type finishedResult struct {
+	Ats  int `json:"ats"`
+	Pods int `json:"pods"`
+	// MemoryMiB is the peak of the manager's working set once it has synced
+	// (10 samples, 2 s apart), after the scale-up and again after the
+	// restart: the larger of memory_finished_synced_mib and
+	// memory_finished_restart_mib.
+	MemoryMiB        *float64 `json:"memory_finished_mib"`
+	SyncedMiB        *float64 `json:"memory_finished_synced_mib"`
+	RestartMiB       *float64 `json:"memory_finished_restart_mib"`
+	StartPeakMiB     *float64 `json:"memory_finished_start_peak_mib"` // the peak while it synced, after either start
+	SetupS           *float64 `json:"setup_s"`                        // writing the Ats, their pods and the unrelated pods
+	SyncedS          *float64 `json:"synced_s"`                       // from the scale-up until it settled
+	RestartFirstPodS *float64 `json:"restart_first_pod_s"`            // a new At's pod ADDED − the manager pod's deletion
+	RestartOldGoneS  *float64 `json:"restart_old_gone_s"`             // the old pod gone − its deletion
+	ManagerRestarts  *int     `json:"manager_restarts"`               // container restarts over the scenario; it fails unless 0
 }
 
 type apiCost struct {
@@ -110,6 +163,38 @@ func ratio(theirs, ours figure) string {
 	return fmt.Sprintf("%.1f×", theirs.v/ours.v)
 }
 
+// times2 is how many times the ceiling ours is: cnat against the direct pods.
+func times2(ours, ceiling figure) string {
+	if !ours.ok || !ceiling.ok || ceiling.v <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", ours.v/ceiling.v)
+}
+
+// ptrFig is a figure from an optional value.
+func ptrFig(v *float64) figure {
+	return of(v, func(v float64) float64 { return v })
+}
+
+// doneIn is a time to all done, or how many were done when the wait ran out.
+func doneIn(v *float64, n, of int) string {
+	switch {
+	case v != nil:
+		return fmt.Sprintf("%.1f s", *v)
+	case n == 0:
+		return "–"
+	default:
+		return fmt.Sprintf("%d of %d within the wait", n, of)
+	}
+}
+
+func count(v *int) string {
+	if v == nil {
+		return "–"
+	}
+	return fmt.Sprint(*v)
+}
+
 func (r *results) printTable() {
 	a, c := r.StartLag, r.CronJobStartLag
 	p50 := func(l lags) float64 { return l.P50 }
@@ -129,6 +214,14 @@ func (r *results) printTable() {
 		mem = *r.Memory
 	}
 	mib := func(v float64) float64 { return v }
+	bd, g, f := r.BurstDone, r.Burst10k, r.Finished
+	directN, cronN := 0, 0
+	if db != nil {
+		directN = db.N
+	}
+	if cb != nil {
+		cronN = cb.N
+	}
 
 	fmt.Println()
 	fmt.Println("| figure | cnat | CronJob | CronJob / cnat | goal |")
@@ -143,12 +236,25 @@ func (r *results) printTable() {
 		{"burst last pod after T", of(b, last).in("%.2f s"), of(cb, last).in("%.2f s"), ratio(of(cb, last), of(b, last)), "≤ 10 s, ≥ 5× sooner"},
 		{"burst pod lag p50 / p99", of(r.Burst, func(b burst) float64 { return b.P50PodS }).in("%.2f s") + " / " +
 			of(r.Burst, func(b burst) float64 { return b.P99PodS }).in("%.2f s"), "", "", ""},
-		{"burst all DONE after T", allDone(r.Burst), "", "", "reported"},
+		{"burst all DONE after T (CronJob: all pods Succeeded)", allDone(r.Burst),
+			doneIn(bd.CronJobBurstAllDoneS, bd.CronJobBurstDoneN, cronN), ratio(ptrFig(bd.CronJobBurstAllDoneS), ptrFig(bd.BurstAllDoneS)), "≤ 1.2× direct"},
 		{"burst ceiling: the N pods created directly", of(db, last).in("%.2f s"), "", "", "reported"},
+		{"burst ceiling: the direct pods all Succeeded", doneIn(bd.DirectAllDoneS, bd.DirectDoneN, directN), "", "", "reported"},
+		{"burst all DONE, cnat / direct", times2(ptrFig(bd.BurstAllDoneS), ptrFig(bd.DirectAllDoneS)), "", "", "≤ 1.2×"},
+		{"burst10k size", count(ptrInt(r.Burst10k.N)), "", "", "10,000"},
+		{"burst10k last pod after T", ptrFig(g.LastPodS).in("%.2f s"), "", "", "≤ 1.2× direct"},
+		{"burst10k ceiling: last of the pods created directly", ptrFig(g.DirectLastPodS).in("%.2f s"), "", "", "reported"},
+		{"burst10k last pod, cnat / direct", times2(ptrFig(g.LastPodS), ptrFig(g.DirectLastPodS)), "", "", "≤ 1.2×"},
+		{"burst10k memory (peak)", ptrFig(g.MemoryMiB).in("%.1f MiB"), "", "", "reported"},
+		{"burst10k manager restarts", count(g.ManagerRestarts), "", "", "0"},
 		{"api-cost writes per run", of(r.APICost, func(c apiCost) float64 { return c.WritesPerRun }).in("%.2f"), "", "", "≤ 5 (the run finalizer costs one)"},
 		{"api-cost reconciles per run", of(r.APICost, func(c apiCost) float64 { return c.ReconcilesPerRun }).in("%.2f"), "", "", "≤ 5"},
 		{"memory, idle", of(mem.IdleMiB, mib).in("%.1f MiB"), "", "", "≤ 64 MiB"},
 		{"memory, loaded", of(mem.LoadedMiB, mib).in("%.1f MiB"), "", "", "≤ 200 MiB"},
+		{"memory, finished Ats at rest (synced, and after the restart)", ptrFig(f.MemoryMiB).in("%.1f MiB"), "", "", "≤ 200 MiB"},
+		{"memory, finished Ats: start-up peak", ptrFig(f.StartPeakMiB).in("%.1f MiB"), "", "", "reported"},
+		{"restart: a new At's pod after the manager pod's deletion", ptrFig(f.RestartFirstPodS).in("%.2f s"), "", "", "≤ 10 s"},
+		{"finished: manager restarts", count(f.ManagerRestarts), "", "", "0"},
 	} {
 		fmt.Println("| " + strings.Join(row, " | ") + " |")
 	}
@@ -166,7 +272,22 @@ func (r *results) printTable() {
 	if r.Memory != nil {
 		fmt.Printf("memory loaded = %d PENDING Ats + %d unrelated pods that never run.\n", mem.LoadedAts, mem.LoadedPods)
 	}
+	if bd.WaitS > 0 {
+		fmt.Printf("burst to DONE: cnat from T, direct pods from the first create, CronJob pods from the boundary; each waited up to %.0f s.\n", bd.WaitS)
+	}
+	if f.Ats > 0 {
+		fmt.Printf("finished = %d DONE Ats with their Succeeded pods + %d unrelated pods; at rest = the peak of 10 samples once synced "+
+			"after the scale-up (%s) and again after the restart (%s); the start-up peak covers both syncs.\n",
+			f.Ats, f.Pods, ptrFig(f.SyncedMiB).in("%.1f MiB"), ptrFig(f.RestartMiB).in("%.1f MiB"))
+	}
 	fmt.Printf("Wall time %.0f s.\n", r.WallSeconds)
+}
+
+func ptrInt(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 // allDone is the burst's time to all DONE or, when the wait ran out, how many were.

@@ -23,16 +23,41 @@ import (
 const trialLabel = "bench.cnat.programming-kubernetes.info/trial"
 
 // tracker records, per key, when this program's watch first saw something
-// happen and how often it changed.
+// happen, how often it changed, and (pods only) when it was first seen
+// Succeeded.
 type tracker struct {
-	mu      sync.Mutex
-	seen    map[string]time.Time
-	changes map[string]int
-	changed chan struct{}
+	mu        sync.Mutex
+	seen      map[string]time.Time
+	changes   map[string]int
+	succeeded map[string]time.Time
+	changed   chan struct{}
 }
 
 func newTracker() *tracker {
-	return &tracker{seen: map[string]time.Time{}, changes: map[string]int{}, changed: make(chan struct{})}
+	return &tracker{seen: map[string]time.Time{}, changes: map[string]int{}, succeeded: map[string]time.Time{}, changed: make(chan struct{})}
+}
+
+// recordSucceeded records the first time key was seen Succeeded.
+func (t *tracker) recordSucceeded(key string, when time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.succeeded[key]; ok {
+		return
+	}
+	t.succeeded[key] = when
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// succeededTimes returns when each key was first seen Succeeded.
+func (t *tracker) succeededTimes() []time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Time, 0, len(t.succeeded))
+	for _, w := range t.succeeded {
+		out = append(out, w)
+	}
+	return out
 }
 
 func (t *tracker) record(key string, when time.Time, first bool) {
@@ -152,9 +177,9 @@ func track(ctx context.Context, c client.WithWatch, list client.ObjectList, ns s
 }
 
 // watchPods records when each pod of ns is first ADDED, keyed by the At UID
-// (At pods) or the trial label (CronJob pods), and counts as a change each
-// release of an At pod's run finalizer: the manager's one write to its pod
-// after creating it.
+// (At pods) or the trial label (CronJob and direct pods), and when it is
+// first seen Succeeded; and counts as a change each release of an At pod's
+// run finalizer: the manager's one write to its pod after creating it.
 func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, error) {
 	held := map[types.UID]bool{} // only the tracker's goroutine touches it
 	return track(ctx, c, &corev1.PodList{}, ns, func(t *tracker, ev watch.Event, now time.Time) {
@@ -173,6 +198,9 @@ func watchPods(ctx context.Context, c client.WithWatch, ns string) (*tracker, er
 			if held[pod.UID] && !at.HasRunFinalizer(pod) {
 				t.record(key, now, false)
 			}
+		}
+		if pod.Status.Phase == corev1.PodSucceeded && ev.Type != watch.Deleted {
+			t.recordSucceeded(key, now)
 		}
 		held[pod.UID] = at.HasRunFinalizer(pod)
 	})
