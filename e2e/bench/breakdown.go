@@ -13,7 +13,9 @@ type startBreakdown struct {
 	LagMs    float64 `json:"lag_ms"`    // this program's watch saw the pod − T
 	WakeMs   float64 `json:"wake_ms"`   // T → the manager sends the create: timer, workqueue, reads, decision
 	CreateMs float64 `json:"create_ms"` // the create's round trip: the API server's admission and storage
-	WatchMs  float64 `json:"watch_ms"`  // the API server's answer → this program's watch event
+	// WatchMs is from the create's answer reaching the manager to this
+	// program's watch event; below zero when the event overtook the answer.
+	WatchMs float64 `json:"watch_ms"`
 }
 
 // breakdownOf splits a trial's lag by the manager's cnat_start_wake_seconds
