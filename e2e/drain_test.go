@@ -370,10 +370,19 @@ func TestDrain(t *testing.T) {
 			if moved.Spec.NodeName == node || !slices.Contains(workers, moved.Spec.NodeName) {
 				t.Errorf("the manager now runs on %s, want another worker than the drained %s (%v)", moved.Spec.NodeName, node, workers)
 			}
-			t.Logf("drain: %d pinned Ats RUNNING on %s %s after creation; drain of %s (%d pods evicted, the manager %s among them) took %s, done %s after creation; later Ats due from %s; manager moved to %s as %s; all DONE %s after creation; %s; Failed recorded by %v; %d pod names seen, %d seen twice",
+			// Which manager stored the evicted runs' DONE: one stored before
+			// the new manager's pod started can only be the evicted one's,
+			// during its graceful shutdown.
+			beforeNew := 0
+			for _, name := range pinnedNames {
+				if c := done[name].Status.CompletionTime; c != nil && moved.Status.StartTime != nil && c.BeforeTime(moved.Status.StartTime) {
+					beforeNew++
+				}
+			}
+			t.Logf("drain: %d pinned Ats RUNNING on %s %s after creation; drain of %s (%d pods evicted, the manager %s among them) took %s, done %s after creation; later Ats due from %s; manager moved to %s as %s; all DONE %s after creation; %s; Failed Events by %v, %d of the evicted Ats DONE before the new manager's pod started; %d pod names seen, %d seen twice",
 				pinned, node, running.Round(100*time.Millisecond), node, len(evicted), manager.Name, drained.Round(100*time.Millisecond),
 				drainedAt.Round(100*time.Millisecond), laterFirst, moved.Spec.NodeName, moved.Name, allDone.Round(100*time.Millisecond),
-				strings.Join(results, " "), recorders, witness.seen(), len(dups))
+				strings.Join(results, " "), recorders, beforeNew, witness.seen(), len(dups))
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
