@@ -22,6 +22,9 @@ import (
 	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
+// leaderLease is the manager's leader election lease (cmd/main.go).
+const leaderLease = "cnat.programming-kubernetes.info"
+
 // drainHowTo is how to run the drain feature on a cluster that has the
 // workers it needs.
 const drainHowTo = "run it with `make test-drain` (kind cluster cnat-multi, NODES=3: a control plane and 2 workers)"
@@ -371,18 +374,27 @@ func TestDrain(t *testing.T) {
 				t.Errorf("the manager now runs on %s, want another worker than the drained %s (%v)", moved.Spec.NodeName, node, workers)
 			}
 			// Which manager stored the evicted runs' DONE: one stored before
-			// the new manager's pod started can only be the evicted one's,
-			// during its graceful shutdown.
-			beforeNew := 0
-			for _, name := range pinnedNames {
-				if c := done[name].Status.CompletionTime; c != nil && moved.Status.StartTime != nil && c.BeforeTime(moved.Status.StartTime) {
-					beforeNew++
+			// the new manager acquired the leader lease can only be the
+			// evicted one's, before or during its graceful shutdown.
+			byEvicted := -1
+			lease, err := clientset.CoordinationV1().Leases(managerNamespace).Get(ctx, leaderLease, metav1.GetOptions{})
+			switch {
+			case err != nil:
+				t.Errorf("reading the leader lease: %v", err)
+			case lease.Spec.HolderIdentity == nil || !strings.HasPrefix(*lease.Spec.HolderIdentity, moved.Name+"_") || lease.Spec.AcquireTime == nil:
+				t.Logf("the leader lease is not (yet) the new manager's: %+v", lease.Spec)
+			default:
+				byEvicted = 0
+				for _, name := range pinnedNames {
+					if c := done[name].Status.CompletionTime; c != nil && c.Before(lease.Spec.AcquireTime) {
+						byEvicted++
+					}
 				}
 			}
-			t.Logf("drain: %d pinned Ats RUNNING on %s %s after creation; drain of %s (%d pods evicted, the manager %s among them) took %s, done %s after creation; later Ats due from %s; manager moved to %s as %s; all DONE %s after creation; %s; Failed Events by %v, %d of the evicted Ats DONE before the new manager's pod started; %d pod names seen, %d seen twice",
+			t.Logf("drain: %d pinned Ats RUNNING on %s %s after creation; drain of %s (%d pods evicted, the manager %s among them) took %s, done %s after creation; later Ats due from %s; manager moved to %s as %s; all DONE %s after creation; %s; Failed Events by %v, %d of the evicted Ats DONE before the new manager led (-1: unknown); %d pod names seen, %d seen twice",
 				pinned, node, running.Round(100*time.Millisecond), node, len(evicted), manager.Name, drained.Round(100*time.Millisecond),
 				drainedAt.Round(100*time.Millisecond), laterFirst, moved.Spec.NodeName, moved.Name, allDone.Round(100*time.Millisecond),
-				strings.Join(results, " "), recorders, beforeNew, witness.seen(), len(dups))
+				strings.Join(results, " "), recorders, byEvicted, witness.seen(), len(dups))
 			return ctx
 		}).Feature()
 	testenv.Test(t, f)
