@@ -36,7 +36,7 @@ lint: ## golangci-lint, shellcheck on every script, actionlint, chainsaw lint on
 	for f in e2e/chainsaw/*/chainsaw-test.yaml; do "$$(hack/tools.sh chainsaw)" lint test -f "$$f" >/dev/null || exit 1; done
 	"$$(hack/tools.sh chainsaw)" lint configuration -f e2e/chainsaw/.chainsaw.yaml >/dev/null
 
-.PHONY: vet envtest-assets test-unit e2e test clean-reports
+.PHONY: vet envtest-assets test-unit e2e test-drain test clean-reports
 vet: ## go vet every package.
 	go vet ./...
 
@@ -49,7 +49,19 @@ test-unit: envtest-assets ## Unit tests and envtest integration tests.
 		--junitfile $(ARTIFACTS)/junit-unit.xml -- -count=1 ./api/... ./cmd/... ./internal/... ./hack/krew-manifest/... ./e2e/bench/... ./e2e/cluster/...
 
 e2e: ## End-to-end on kind (reused when warm): e2e-framework features, chainsaw suites, kuttl cases.
-	hack/e2e.sh
+	hack/e2e.sh -args --skip-labels area=drain
+
+# The drain needs a node to drain and another for its pods, the manager's
+# among them: it runs on cnat-multi, never in make test (it fails loudly on
+# a cluster without 2 schedulable workers).
+test-drain: export KIND_CLUSTER_NAME := cnat-multi
+test-drain: export NODES := 3
+test-drain: ## Only the e2e feature area=drain, on cluster cnat-multi (3 nodes): a worker drained under long Ats and the manager.
+	@mkdir -p $(ARTIFACTS)
+	@rm -f $(ARTIFACTS)/junit-drain.xml
+	hack/cluster.sh up
+	source hack/lib.sh && cluster_env && E2E_KEEP_CLUSTER=1 $(GOTESTSUM) --format standard-verbose \
+		--junitfile $(ARTIFACTS)/junit-drain.xml -- -count=1 -timeout 20m -run '^TestDrain$$' ./e2e/ -args --labels area=drain
 
 clean-reports: ## Remove the JUnit reports of an earlier run.
 	@rm -f $(ARTIFACTS)/junit-*.xml
