@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,15 +52,7 @@ func (t *tracker) recordSucceeded(key string, when time.Time) {
 }
 
 // succeededTimes returns when each key was first seen Succeeded.
-func (t *tracker) succeededTimes() []time.Time {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]time.Time, 0, len(t.succeeded))
-	for _, w := range t.succeeded {
-		out = append(out, w)
-	}
-	return out
-}
+func (t *tracker) succeededTimes() []time.Time { return t.timesIn(t.succeeded) }
 
 func (t *tracker) record(key string, when time.Time, first bool) {
 	t.mu.Lock()
@@ -89,14 +83,13 @@ func (t *tracker) count(key string) int {
 }
 
 // times returns the first-seen times of every key.
-func (t *tracker) times() []time.Time {
+func (t *tracker) times() []time.Time { return t.timesIn(t.seen) }
+
+// timesIn returns the values of one of the tracker's maps, under its lock.
+func (t *tracker) timesIn(byKey map[string]time.Time) []time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]time.Time, 0, len(t.seen))
-	for _, w := range t.seen {
-		out = append(out, w)
-	}
-	return out
+	return slices.Collect(maps.Values(byKey))
 }
 
 // waitUntil blocks until done holds or the deadline passes; it returns whether done held.
