@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
@@ -63,8 +64,16 @@ func (c *Cluster) connectPodNetworks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	v1alpha4.SetDefaultsCluster(cfg)
 	for _, node := range all {
 		if err := useOwnPodCIDR(node, cidrs[node.String()]); err != nil {
+			return fmt.Errorf("node %s: %w", node, err)
+		}
+		if err := masqueradeLeavingPods(node, cidrs[node.String()], cfg.Networking.PodSubnet); err != nil {
 			return fmt.Errorf("node %s: %w", node, err)
 		}
 		for _, other := range all {
@@ -107,11 +116,27 @@ func useOwnPodCIDR(node nodes.Node, cidr string) error {
 		return fmt.Errorf("%s: the bridge has no ipam", bridgeConflist)
 	}
 	ipam["ranges"] = [][]map[string]string{{{"subnet": cidr}}}
+	// Masquerading per pod costs the bridge plugin iptables chains and calls
+	// for every pod, which a burst of hundreds of pods on two cores cannot
+	// afford; masqueradeLeavingPods adds the one rule a node needs instead.
+	conflist.Plugins[0]["ipMasq"] = false
 	out, err := json.MarshalIndent(conflist, "", "  ")
 	if err != nil {
 		return err
 	}
 	return node.Command("sh", "-c", "cat >"+bridgeConflist).SetStdin(strings.NewReader(string(out))).Run()
+}
+
+// masqueradeLeavingPods gives the node the one NAT rule its pods need, as
+// kindnetd does: traffic from them to anything outside the cluster's pod
+// subnet (a node, the host) leaves with the node's address. Pod-to-pod traffic
+// keeps its addresses; the routes carry it.
+func masqueradeLeavingPods(node nodes.Node, cidr, podSubnet string) error {
+	rule := []string{"POSTROUTING", "-s", cidr, "!", "-d", podSubnet, "-j", "MASQUERADE"}
+	if node.Command("iptables", append([]string{"-t", "nat", "-C"}, rule...)...).Run() == nil {
+		return nil
+	}
+	return node.Command("iptables", append([]string{"-t", "nat", "-A"}, rule...)...).Run()
 }
 
 // deleteMisaddressedPods deletes the pods (not host-network) whose address
