@@ -34,11 +34,11 @@ const (
 // written, not run: one real At is run to DONE, and its final status and its
 // pod's are copied onto every fake one while the manager is scaled to 0 (it
 // neither runs the fake Ats, due in the past, nor sees them half written).
-// The fake pods are the manager's pod (at.PodFor) without the run finalizer,
-// as a finished run leaves it, and with a scheduling gate, so that no
-// scheduler or kubelet ever touches them; the gate is their one difference
-// from a real finished pod, with spec.nodeName empty (the API server refuses
-// a node name on a gated pod).
+// The fake pods are the manager's pod (at.PodFor) without the run finalizer
+// and labelled released (at.ReleasedLabel), as a finished run leaves it, and
+// with a scheduling gate, so that no scheduler or kubelet ever touches them;
+// the gate is their one difference from a real finished pod, with
+// spec.nodeName empty (the API server refuses a node name on a gated pod).
 func (b *bench) finishedAtRest(ctx context.Context) error {
 	f := &b.results.Finished
 	f.Ats, f.Pods = b.o.finishedAts, b.o.finishedPods
@@ -285,7 +285,9 @@ func (b *bench) writeFinished(ctx context.Context, ns string, doneAt *cnatv1alph
 			return fmt.Errorf("writing At %s's status: %w", obj.Name, err)
 		}
 		pod := at.PodFor(obj, image, doneAt.Status.StartTime.Time)
+		// Released, as the manager leaves a finished run's pod.
 		pod.Finalizers = nil
+		pod.Labels[at.ReleasedLabel] = "true"
 		pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: neverGate}}
 		if err := b.c.Create(ctx, pod); err != nil {
 			return fmt.Errorf("creating At %s's pod: %w", obj.Name, err)

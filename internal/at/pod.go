@@ -26,6 +26,11 @@ const (
 	ManagedByValue = "cnat"
 	// AtUIDLabel ties a pod to its At (an At's name may be too long for a label value).
 	AtUIDLabel = "cnat.programming-kubernetes.info/at-uid"
+	// ReleasedLabel is set, with the value "true", in the same patch that
+	// removes the run finalizer: the pod has nothing left to tell the
+	// operator, and the manager's cache leaves it out, so that finished runs
+	// kept by the tens of thousands cost the manager no memory.
+	ReleasedLabel = "cnat.programming-kubernetes.info/released"
 	// AtNameAnnotation names the At for humans reading the pod.
 	AtNameAnnotation = "cnat.programming-kubernetes.info/at"
 	// StartTimeAnnotation is when the pod was created, to the microsecond

@@ -300,7 +300,8 @@ func (r *AtReconciler) releasePod(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"$deleteFromPrimitiveList/finalizers": []string{cnatv1alpha1.RunFinalizer}}})
+		"$deleteFromPrimitiveList/finalizers": []string{cnatv1alpha1.RunFinalizer},
+		"labels":                              map[string]string{at.ReleasedLabel: "true"}}})
 	if err != nil {
 		return fmt.Errorf("encoding the release of pod %s: %w", pod.Name, err)
 	}
@@ -310,6 +311,7 @@ func (r *AtReconciler) releasePod(ctx context.Context, pod *corev1.Pod) error {
 	// The answer for a pod whose deletion this completes is the pod as it was
 	// before: say what is now true, for the decision that follows.
 	controllerutil.RemoveFinalizer(pod, cnatv1alpha1.RunFinalizer)
+	metav1.SetMetaDataLabel(&pod.ObjectMeta, at.ReleasedLabel, "true")
 	logf.FromContext(ctx).V(1).Info("pod released", "pod", pod.Name)
 	return nil
 }
@@ -403,6 +405,11 @@ var podChanged = predicate.Funcs{
 		old, oldOK := e.ObjectOld.(*corev1.Pod)
 		pod, newOK := e.ObjectNew.(*corev1.Pod)
 		return !oldOK || !newOK || at.PodEnded(pod) != at.PodEnded(old) || holdChanged(old, pod)
+	},
+	// A released pod leaves the cache (see CacheOptions) as if deleted; its
+	// At recorded its end before releasing it, so there is nothing to do.
+	DeleteFunc: func(e event.DeleteEvent) bool {
+		return e.Object.GetLabels()[at.ReleasedLabel] != "true"
 	},
 }
 

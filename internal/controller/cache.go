@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -14,18 +15,18 @@ import (
 // lastAppliedAnnotation is kubectl apply's copy of the whole object as applied.
 const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
-// CacheOptions keeps only the operator's own pods in memory, however many
-// other pods the cluster runs, only the given namespaces (all if none), and
-// of each cached object only what the controller reads: finished Ats and
-// their pods stay in the cluster by the tens of thousands, and the manager
-// holds all of them.
+// CacheOptions keeps in memory only the operator's own pods that it has not
+// released yet, however many other pods the cluster runs and however many
+// finished runs users keep; only the given namespaces (all if none); and of
+// each cached object only what the controller reads: finished Ats stay in
+// the cluster by the tens of thousands, and the manager holds all of them.
 func CacheOptions(namespaces []string) cache.Options {
 	opts := cache.Options{
 		// Nothing here reads managedFields; dropping them saves memory per cached object.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}: {
-				Label:     labels.SelectorFromSet(labels.Set{at.ManagedByLabel: at.ManagedByValue}),
+				Label:     runPods(),
 				Transform: trimPod,
 			},
 			&cnatv1alpha1.At{}: {Transform: trimAt},
@@ -38,6 +39,16 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 	}
 	return opts
+}
+
+// runPods selects the operator's pods that it has not released yet: a
+// released pod (at.ReleasedLabel) leaves the cache, as a deleted one would.
+func runPods() labels.Selector {
+	notReleased, err := labels.NewRequirement(at.ReleasedLabel, selection.DoesNotExist, nil)
+	if err != nil {
+		panic(err) // a constant, valid label key
+	}
+	return labels.SelectorFromSet(labels.Set{at.ManagedByLabel: at.ManagedByValue}).Add(*notReleased)
 }
 
 // trimAt drops the managedFields and kubectl's last-applied copy of the At
@@ -88,7 +99,7 @@ func trimPod(obj any) (any, error) {
 			ResourceVersion:   pod.ResourceVersion,
 			CreationTimestamp: pod.CreationTimestamp,
 			DeletionTimestamp: pod.DeletionTimestamp,
-			Labels:            only(pod.Labels, at.ManagedByLabel, at.AtUIDLabel),
+			Labels:            only(pod.Labels, at.ManagedByLabel, at.AtUIDLabel, at.ReleasedLabel),
 			Annotations:       only(pod.Annotations, at.StartTimeAnnotation),
 			Finalizers:        pod.Finalizers,
 		},

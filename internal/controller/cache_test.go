@@ -10,9 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cnatv1alpha1 "github.com/programming-kubernetes/cnat/api/v1alpha1"
 	"github.com/programming-kubernetes/cnat/internal/at"
@@ -355,5 +357,34 @@ func TestTransformsPassOtherObjectsThrough(t *testing.T) {
 	}
 	if out, _ := trimPod(fullAt()); !reflect.DeepEqual(out, fullAt()) {
 		t.Error("trimPod changed an At")
+	}
+}
+
+// A released pod leaves the cache (and its leaving wakes nobody); a pod
+// still held, or another operator's, is cached as before or not at all.
+func TestReleasedPodsLeaveTheCache(t *testing.T) {
+	selector := runPods()
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		cached bool
+	}{
+		{"run pod", map[string]string{at.ManagedByLabel: at.ManagedByValue, at.AtUIDLabel: "u1"}, true},
+		{"released run pod", map[string]string{at.ManagedByLabel: at.ManagedByValue, at.AtUIDLabel: "u1", at.ReleasedLabel: "true"}, false},
+		{"someone else's pod", map[string]string{at.ManagedByLabel: "helm"}, false},
+	} {
+		if got := selector.Matches(labels.Set(tc.labels)); got != tc.cached {
+			t.Errorf("%s: cached %v, want %v", tc.name, got, tc.cached)
+		}
+	}
+	released, err := trimPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{at.ReleasedLabel: "true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if podChanged.Delete(event.DeleteEvent{Object: released.(*corev1.Pod)}) {
+		t.Error("a released pod leaving the cache queues its At")
+	}
+	if !podChanged.Delete(event.DeleteEvent{Object: &corev1.Pod{}}) {
+		t.Error("a deleted run pod does not queue its At")
 	}
 }

@@ -49,9 +49,9 @@ func TestRunPodIsHeldByTheFinalizerUntilDoneIsStored(t *testing.T) {
 	}
 	finishPod(t, k8sClient, pod, corev1.PodSucceeded, 0)
 	waitFor(t, k8sClient, obj, "DONE", inPhase(cnatv1alpha1.PhaseDone))
-	eventually(t, timeout, "the pod released", func(ctx context.Context) (bool, error) {
+	eventually(t, timeout, "the pod released and labelled so", func(ctx context.Context) (bool, error) {
 		got, err := getPod(ctx, client.ObjectKeyFromObject(pod))
-		return err == nil && !at.HasRunFinalizer(got), err
+		return err == nil && !at.HasRunFinalizer(got) && got.Labels[at.ReleasedLabel] == "true", err
 	})
 }
 
