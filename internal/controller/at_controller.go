@@ -406,11 +406,6 @@ var podChanged = predicate.Funcs{
 		pod, newOK := e.ObjectNew.(*corev1.Pod)
 		return !oldOK || !newOK || at.PodEnded(pod) != at.PodEnded(old) || holdChanged(old, pod)
 	},
-	// A released pod leaves the cache (see CacheOptions) as if deleted; its
-	// At recorded its end before releasing it, so there is nothing to do.
-	DeleteFunc: func(e event.DeleteEvent) bool {
-		return e.Object.GetLabels()[at.ReleasedLabel] != "true"
-	},
 }
 
 func holdChanged(old, pod *corev1.Pod) bool {

@@ -42,7 +42,10 @@ func CacheOptions(namespaces []string) cache.Options {
 }
 
 // runPods selects the operator's pods that it has not released yet: a
-// released pod (at.ReleasedLabel) leaves the cache, as a deleted one would.
+// released pod (at.ReleasedLabel) leaves the cache as a deleted one would,
+// and its At is reconciled once more for it (the watch's DELETED event
+// carries the pod as it was before the release, so no predicate can tell);
+// that reconcile finds the At DONE and makes no request.
 func runPods() labels.Selector {
 	notReleased, err := labels.NewRequirement(at.ReleasedLabel, selection.DoesNotExist, nil)
 	if err != nil {
@@ -99,7 +102,7 @@ func trimPod(obj any) (any, error) {
 			ResourceVersion:   pod.ResourceVersion,
 			CreationTimestamp: pod.CreationTimestamp,
 			DeletionTimestamp: pod.DeletionTimestamp,
-			Labels:            only(pod.Labels, at.ManagedByLabel, at.AtUIDLabel, at.ReleasedLabel),
+			Labels:            only(pod.Labels, at.ManagedByLabel, at.AtUIDLabel),
 			Annotations:       only(pod.Annotations, at.StartTimeAnnotation),
 			Finalizers:        pod.Finalizers,
 		},
