@@ -12,9 +12,6 @@ import (
 	"github.com/programming-kubernetes/cnat/internal/at"
 )
 
-// lastAppliedAnnotation is kubectl apply's copy of the whole object as applied.
-const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
-
 // CacheOptions keeps in memory only the operator's own pods that it has not
 // released yet, however many other pods the cluster runs and however many
 // finished runs users keep; only the given namespaces (all if none); and of
@@ -64,7 +61,7 @@ func trimAt(obj any) (any, error) {
 		return obj, nil
 	}
 	a.ManagedFields = nil
-	delete(a.Annotations, lastAppliedAnnotation)
+	delete(a.Annotations, corev1.LastAppliedConfigAnnotation)
 	if len(a.Annotations) == 0 {
 		a.Annotations = nil
 	}

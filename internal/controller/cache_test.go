@@ -73,7 +73,7 @@ func fullAt() *cnatv1alpha1.At {
 	if err != nil {
 		panic(err)
 	}
-	obj.Annotations[lastAppliedAnnotation] = string(applied)
+	obj.Annotations[corev1.LastAppliedConfigAnnotation] = string(applied)
 	obj.Status.PodName = at.PodName(obj)
 	return obj
 }
@@ -325,9 +325,9 @@ func TestTrimmedAtKeepsAllButKubectlsCopy(t *testing.T) {
 	trimmed := out.(*cnatv1alpha1.At)
 	want := obj.DeepCopy()
 	want.ManagedFields = nil
-	delete(want.Annotations, lastAppliedAnnotation)
+	delete(want.Annotations, corev1.LastAppliedConfigAnnotation)
 	if !reflect.DeepEqual(trimmed, want) {
-		t.Errorf("trimmed At:\n%+v\nwant the At without managedFields and %s:\n%+v", trimmed, lastAppliedAnnotation, want)
+		t.Errorf("trimmed At:\n%+v\nwant the At without managedFields and %s:\n%+v", trimmed, corev1.LastAppliedConfigAnnotation, want)
 	}
 	before, _ := json.Marshal(obj)
 	after, _ := json.Marshal(trimmed)
@@ -337,7 +337,7 @@ func TestTrimmedAtKeepsAllButKubectlsCopy(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(again, trimmed) {
 		t.Errorf("trimming twice: %v, %+v; want the once-trimmed At", err, again)
 	}
-	applied := &cnatv1alpha1.At{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{lastAppliedAnnotation: "{}"}}}
+	applied := &cnatv1alpha1.At{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
 	if out, _ := trimAt(applied); out.(*cnatv1alpha1.At).Annotations != nil {
 		t.Errorf("annotations %v left empty, want nil", out.(*cnatv1alpha1.At).Annotations)
 	}
